@@ -1,0 +1,85 @@
+# scgi-lua: `make run` sets up and starts the demo, `make test` runs every suite.
+# SANITIZE=1 builds with ASan+UBSan (objects under build/san, so both builds coexist).
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BINDIR   ?= $(PREFIX)/bin
+LUADIR   ?= $(PREFIX)/share/lua/5.1
+MANDIR   ?= $(PREFIX)/share/man
+
+CC       ?= cc
+PKGS     := libev-dev libluajit-5.1-dev luajit libhttp-parser-dev
+TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3
+LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
+LUAJIT_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null || echo -lluajit-5.1)
+
+VARIANT  := $(if $(SANITIZE),san,std)
+BUILD    := build/$(VARIANT)
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror $(LUAJIT_CFLAGS) \
+            -DSG_LUA_DIR='"$(LUADIR)"'
+LDFLAGS  += -Wl,-E
+LDLIBS   += -lev -lhttp_parser $(LUAJIT_LIBS) -lm
+ifdef SANITIZE
+CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+SRCS := $(wildcard core/*.c)
+OBJS := $(SRCS:core/%.c=$(BUILD)/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
+
+# relink when switching between the plain and the sanitized build
+$(shell mkdir -p $(BUILD); [ "$$(cat build/variant 2>/dev/null)" = "$(VARIANT)" ] || echo $(VARIANT) > build/variant)
+
+.PHONY: all run deps deps-test test test-c test-unit test-integration bench install clean
+
+all: scgi-lua
+
+scgi-lua: $(OBJS) build/variant
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+$(BUILD)/%.o: core/%.c $(wildcard core/*.h)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# ---- set-up: install what is missing (as root), or say exactly what to run ----
+deps:
+	@sh spec/tools/ensure-packages.sh $(PKGS)
+
+deps-test:
+	@sh spec/tools/ensure-packages.sh $(PKGS) $(TEST_PKGS)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh examples/run-demo.sh
+
+# ---- tests: one summary line "N passed, M failed" over every suite ----
+spec/c/%.bin: spec/c/%.c $(LIB_OBJS) spec/c/test.h
+	$(CC) $(CFLAGS) -Icore -o $@ $< $(filter-out $(BUILD)/$(patsubst test_%,%,$*).o,$(LIB_OBJS)) \
+	    $(LDFLAGS) $(LDLIBS)
+
+C_TESTS := $(patsubst %.c,%.bin,$(wildcard spec/c/test_*.c))
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(C_TESTS)
+	@sh spec/tools/run-tests.sh $(C_TESTS)
+
+test-c: all $(C_TESTS)
+	@for t in $(C_TESTS); do ./$$t || exit 1; done
+
+test-unit:
+	luajit /usr/bin/busted -o plainTerminal
+
+test-integration: all
+	luajit /usr/bin/busted -o plainTerminal --run=integration
+
+bench: all
+	@sh spec/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/scgilua
+	install -m 0755 scgi-lua $(DESTDIR)$(BINDIR)/scgi-lua
+	install -m 0644 lua/scgilua/*.lua $(DESTDIR)$(LUADIR)/scgilua/
+
+clean:
+	rm -rf build scgi-lua spec/c/*.bin

@@ -1,0 +1,99 @@
+/*
+ * config.h: sg_config, the C view of one validated configuration generation. It is built by
+ * lua_bridge from the table lua/scgilua/config.lua returns, owns the Lua state whose
+ * functions its hooks reference, and is reference-counted: every connection holds the
+ * generation its current request started with, so a reload never changes a request midway.
+ */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct lua_State lua_State;
+
+enum sg_pass_kind { SG_PASS_TCP, SG_PASS_UNIX, SG_PASS_BALANCER };
+
+typedef struct sg_backend {
+    enum sg_pass_kind kind;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *text;     /* owned: URL as configured, for logs */
+    char *url_path; /* owned: path of the scgi:// URL, "/" by default */
+} sg_backend;
+
+typedef struct sg_member {
+    sg_backend be;
+    int loadfactor;
+    int lbstatus; /* smooth weighted round-robin state */
+} sg_member;
+
+typedef struct sg_balancer {
+    char *name;
+    sg_member *members; /* owned */
+    size_t nmembers;
+} sg_balancer;
+
+typedef struct sg_env_entry {
+    char *name;   /* owned */
+    size_t name_len;
+    char *value;  /* owned; NULL when removed or computed by fn_ref */
+    size_t value_len;
+    int fn_ref;   /* LUA_NOREF unless the value is a function */
+} sg_env_entry;
+
+typedef struct sg_route {
+    int index;
+    char *path;          /* owned prefix, or NULL */
+    size_t path_len;
+    char *match_pattern; /* owned Lua pattern, or NULL */
+    int match_ref;       /* function, or LUA_NOREF */
+    int access_ref;      /* function, or LUA_NOREF */
+    sg_backend be;       /* kind SG_PASS_BALANCER: use balancer */
+    sg_balancer *balancer; /* borrowed from sg_config.balancers */
+    char *text;          /* owned: pass URL, for logs */
+    char *internal_redirect; /* owned header name or NULL (off) */
+    char *sendfile;      /* owned header name or NULL (off) */
+    char **sendfile_root; size_t nroots;
+    sg_env_entry *env;   /* owned */
+    size_t nenv;
+    bool pathinfo, pass_auth, has_hooks;
+    double timeout;      /* backend timeout (route override or global) */
+} sg_route;
+
+typedef struct sg_listen {
+    char *text;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    bool is_unix;
+    char *unix_path;
+} sg_listen;
+
+typedef struct sg_timeouts {
+    double client_header, client_body, keepalive, connect, backend, send, shutdown;
+} sg_timeouts;
+
+typedef struct sg_limits {
+    size_t header_bytes, headers, connections;
+    uint64_t body_bytes;
+} sg_limits;
+
+typedef struct sg_config {
+    lua_State *L;        /* owned */
+    int refs;
+    unsigned generation;
+    char *file;          /* owned */
+    sg_listen *listen; size_t nlisten;
+    int workers;
+    sg_timeouts timeouts;
+    sg_limits limits;
+    char *access_log;    /* owned: "stderr", a path, or NULL (off) */
+    int log_level;
+    sg_route *routes; size_t nroutes;
+    sg_balancer *balancers; size_t nbalancers;
+    int traceback_ref;
+} sg_config;
+
+#endif

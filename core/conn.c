@@ -1,0 +1,755 @@
+/*
+ * conn.c: the client side of a connection. Every event handler ends in conn_run(), which
+ * loops "parse input, pump the body, flush output, finish the response" until nothing moves,
+ * then sets the watchers and the single activity timer from the state. Requests on one
+ * connection are handled strictly one at a time: pipelined bytes stay in `in` (the parser is
+ * paused) until the previous response is written, which keeps responses in order.
+ */
+#include "conn_impl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static void conn_run(sg_conn *c);
+
+sg_conn *sg_conn_next(sg_conn *c)
+{
+    return c->next;
+}
+
+void sg_conn_link(sg_conn *c, sg_conn **head)
+{
+    c->prev = NULL;
+    c->next = *head;
+    if (*head)
+        (*head)->prev = c;
+    *head = c;
+}
+
+void sg_conn_unlink(sg_conn *c, sg_conn **head)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (*head == c)
+        *head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+}
+
+static void format_addr(const struct sockaddr *sa, char *addr, size_t addrlen, int *port)
+{
+    *port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)addrlen);
+        *port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)addrlen);
+        *port = ntohs(in6->sin6_port);
+    } else {
+        snprintf(addr, addrlen, "unix:");
+    }
+}
+
+/* ---- body callback (from the parser) ---- */
+
+static void spool_to_file(sg_conn *c, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(c->spool_fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            sg_log_error(errno, "%s: writing the request body to a temp file failed", c->peer);
+            c->body_discard = true;
+            return;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+static void on_body(void *ud, const char *data, size_t len)
+{
+    sg_conn *c = ud;
+    c->body_received += len;
+    if (c->body_discard)
+        return;
+    if (c->state == SG_CONN_SPOOL_BODY) {
+        if (c->body_received > c->cfg->limits.body_bytes) {
+            c->body_discard = true; /* conn_parse answers 413 */
+            return;
+        }
+        if (c->spool_fd < 0 && c->body.len + len > SG_SPOOL_MEM) {
+            /* unlinked at once: the file vanishes with the descriptor, whatever happens */
+            c->spool_fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+            if (c->spool_fd < 0) {
+                char tmpl[] = "/tmp/scgi-lua-body.XXXXXX";
+                c->spool_fd = mkostemp(tmpl, O_CLOEXEC);
+                if (c->spool_fd >= 0)
+                    unlink(tmpl);
+            }
+            if (c->spool_fd < 0) {
+                sg_log_error(errno, "%s: cannot create a temp file for the request body",
+                             c->peer);
+                c->body_discard = true;
+                return;
+            }
+            spool_to_file(c, sg_buf_head(&c->body), c->body.len);
+            sg_buf_reset(&c->body);
+        }
+        if (c->spool_fd >= 0)
+            spool_to_file(c, data, len);
+        else
+            sg_buf_append(&c->body, data, len);
+        return;
+    }
+    sg_buf_append(&c->body, data, len);
+}
+
+/* ---- responses ---- */
+
+void sg_conn_log_route(sg_conn *c, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (c->route)
+        sg_log(level, 0, "%s (client %s, request \"%s %.*s\", route %d %s, backend %s)", msg,
+               c->peer, c->req.method ? c->req.method : "-", (int)c->req.uri_len_view,
+               c->req.uri ? c->req.uri : "", c->route->index,
+               c->route->path ? c->route->path : "(match)", c->route->text);
+    else
+        sg_log(level, 0, "%s (client %s, request \"%s %.*s\")", msg, c->peer,
+               c->req.method ? c->req.method : "-", (int)c->req.uri_len_view,
+               c->req.uri ? c->req.uri : "");
+}
+
+static bool keep_alive(const sg_conn *c)
+{
+    return c->req.keepalive && !c->close_after && !sg_server_stopping(c->server);
+}
+
+void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len)
+{
+    c->status = status;
+    c->response_started = true;
+    if (!reason) {
+        reason = sg_http_reason(status);
+        reason_len = strlen(reason);
+    }
+    sg_buf_appendf(&c->out, "HTTP/1.1 %d %.*s\r\n", status, (int)reason_len, reason);
+}
+
+void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
+                        size_t vlen)
+{
+    sg_buf_reserve(&c->out, nlen + vlen + 4);
+    sg_buf_append(&c->out, name, nlen);
+    sg_buf_append(&c->out, ": ", 2);
+    sg_buf_append(&c->out, value, vlen);
+    sg_buf_append(&c->out, "\r\n", 2);
+}
+
+/*
+ * Ends the head. content_length >= 0 frames the body by length; -1 means "until the
+ * backend closes": chunked for HTTP/1.1, close-delimited for HTTP/1.0.
+ */
+void sg_conn_end_head(sg_conn *c, int64_t content_length)
+{
+    c->resp_chunked = c->resp_until_close = false;
+    c->resp_remaining = content_length;
+    if (c->resp_no_body) {
+        c->resp_remaining = 0;
+    } else if (content_length < 0) {
+        if (c->req.http_minor >= 1) {
+            c->resp_chunked = true;
+            sg_buf_append_str(&c->out, "Transfer-Encoding: chunked\r\n");
+        } else {
+            c->resp_until_close = true;
+            c->close_after = true;
+        }
+    }
+    if (!c->req.has_body || c->body_complete) {
+        /* nothing left to read */
+    } else if (c->state != SG_CONN_PROXY || c->up.write_closed) {
+        c->close_after = true; /* unread body: cannot find the next request reliably */
+    }
+    if (keep_alive(c)) {
+        if (c->req.http_minor == 0)
+            sg_buf_append_str(&c->out, "Connection: keep-alive\r\n");
+    } else {
+        c->close_after = true;
+        sg_buf_append_str(&c->out, "Connection: close\r\n");
+    }
+    sg_buf_appendf(&c->out, "Date: %s\r\n\r\n", sg_server_date(c->server));
+}
+
+/* A response made by the gateway itself. */
+static void reply(sg_conn *c, int status, const char *ctype, const char *body, size_t blen,
+                  const char *location)
+{
+    c->state = SG_CONN_LOCAL;
+    c->resp_no_body = c->req.head_only;
+    sg_buf_reset(&c->out);
+    sg_conn_begin_response(c, status, NULL, 0);
+    sg_buf_append_str(&c->out, "Server: " SG_SOFTWARE "\r\n");
+    if (location)
+        sg_conn_add_header(c, "Location", 8, location, strlen(location));
+    sg_conn_add_header(c, "Content-Type", 12, ctype, strlen(ctype));
+    sg_buf_appendf(&c->out, "Content-Length: %zu\r\n", blen);
+    sg_conn_end_head(c, (int64_t)blen);
+    if (!c->req.head_only)
+        sg_buf_append(&c->out, body, blen);
+    c->bytes_out += blen;
+    c->response_done = true;
+}
+
+void sg_conn_error(sg_conn *c, int status, const char *cause)
+{
+    if (c->response_started) {
+        /* too late for a status: the only honest signal left is closing */
+        sg_conn_log_route(c, SG_LOG_ERROR, "%s after the response started, closing", cause);
+        sg_upstream_close(c);
+        sg_conn_close(c);
+        return;
+    }
+    sg_upstream_close(c);
+    char body[256];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, sg_http_reason(status));
+    c->close_after = c->close_after || status == 400 || status == 408 || status == 413 ||
+                     status == 431 || status == 501 || status == 505;
+    reply(c, status, "text/plain", body, (size_t)n, NULL);
+}
+
+/* ---- request lifecycle ---- */
+
+static void access_log(sg_conn *c)
+{
+    if (!sg_access_log_enabled() || !c->req.method)
+        return;
+    char tbuf[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(tbuf, sizeof tbuf, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    const sg_req_header *ref = sg_request_header(&c->req, "Referer");
+    const sg_req_header *ua = sg_request_header(&c->req, "User-Agent");
+    sg_buf line;
+    sg_buf_init(&line);
+    sg_buf_appendf(&line, "%s - - [%s] \"%s %.*s HTTP/%d.%d\" %d %llu \"%.*s\" \"%.*s\" %.3f %s\n",
+                   c->remote_addr, tbuf, c->req.method, (int)c->req.uri_len_view, c->req.uri,
+                   c->req.http_major, c->req.http_minor, c->status,
+                   (unsigned long long)c->bytes_out, ref ? (int)ref->value_len : 1,
+                   ref ? ref->value : "-", ua ? (int)ua->value_len : 1, ua ? ua->value : "-",
+                   ev_now(sg_server_loop(c->server)) - c->t_start,
+                   c->route && c->up.be ? c->up.be->text : "-");
+    sg_access_log_write(sg_buf_head(&line), line.len);
+    sg_buf_free(&line);
+}
+
+static void end_request(sg_conn *c)
+{
+    access_log(c);
+    sg_hook_ctx_release(&c->hook);
+    sg_upstream_close(c);
+    if (c->spool_fd >= 0) {
+        close(c->spool_fd);
+        c->spool_fd = -1;
+    }
+    sg_config_unref(c->cfg);
+    c->cfg = NULL;
+    c->route = NULL;
+    sg_buf_reset(&c->body);
+    if (c->body.cap > SG_BODY_MAX) /* a spooled chunked body: give the memory back */
+        sg_buf_free(&c->body);
+}
+
+static void start_head(sg_conn *c)
+{
+    ev_tstamp now = ev_now(sg_server_loop(c->server));
+    c->state = SG_CONN_READ_HEAD;
+    c->t_head = c->t_read = now;
+    c->body_received = 0;
+    c->body_complete = c->body_discard = c->close_after = false;
+    c->response_started = c->response_done = c->sent_continue = false;
+    c->resp_chunked = c->resp_until_close = c->resp_no_body = false;
+    c->resp_remaining = -1;
+    c->status = 0;
+    c->bytes_out = 0;
+    c->spool_off = 0;
+    sg_http_start(&c->http, &c->req);
+}
+
+static void finish_request(sg_conn *c)
+{
+    bool close_now = c->close_after || !c->req.keepalive || sg_server_stopping(c->server);
+    end_request(c);
+    c->requests++;
+    if (close_now) {
+        sg_conn_close(c);
+        return;
+    }
+    start_head(c);
+}
+
+static void send_continue(sg_conn *c)
+{
+    if (c->req.expect_continue && !c->sent_continue && c->in.len == 0) {
+        sg_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        c->sent_continue = true;
+    }
+}
+
+/* A complete head: route it and answer locally or start the backend exchange. */
+static void dispatch(sg_conn *c)
+{
+    sg_request *r = &c->req;
+    c->cfg = sg_config_ref(sg_server_config(c->server));
+    c->t_start = ev_now(sg_server_loop(c->server));
+    sg_hook_ctx_init(&c->hook, c->cfg, r, c->remote_addr, c->remote_port);
+    sg_buf err;
+    sg_buf_init(&err);
+    const sg_route *route, *slash;
+    if (sg_lua_select_route(&c->hook, &route, &slash, &err) != SG_OK) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "match hook failed: %.*s", (int)err.len,
+                          sg_buf_head(&err));
+        sg_buf_free(&err);
+        sg_conn_error(c, 500, "hook error");
+        return;
+    }
+    if (!route) {
+        if (slash) {
+            sg_buf loc;
+            sg_buf_init(&loc);
+            sg_buf_appendf(&loc, "%s%s%.*s", slash->path, r->query_len ? "?" : "",
+                           (int)r->query_len, r->query);
+            sg_buf_append(&loc, "", 1);
+            const char *body = "301 Moved Permanently\n";
+            reply(c, 301, "text/plain", body, strlen(body), sg_buf_head(&loc));
+            sg_buf_free(&loc);
+        } else {
+            sg_conn_log_route(c, SG_LOG_INFO, "no route matches, 404");
+            sg_conn_error(c, 404, "no route");
+        }
+        sg_buf_free(&err);
+        return;
+    }
+    c->route = route;
+    int status;
+    sg_buf body;
+    sg_buf_init(&body);
+    if (sg_lua_access(&c->hook, route, &status, &body, &err) != SG_OK) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "access hook failed: %.*s", (int)err.len,
+                          sg_buf_head(&err));
+        sg_conn_error(c, 500, "hook error");
+    } else if (status) {
+        sg_conn_log_route(c, SG_LOG_INFO, "access hook answered %d", status);
+        if (body.len)
+            reply(c, status, "text/plain", sg_buf_head(&body), body.len, NULL);
+        else
+            sg_conn_error(c, status, "access hook");
+    } else if (r->content_length > 0 && (uint64_t)r->content_length > c->cfg->limits.body_bytes) {
+        sg_conn_log_route(c, SG_LOG_WARN, "request body of %lld bytes exceeds limits.body_bytes, 413",
+                          (long long)r->content_length);
+        sg_conn_error(c, 413, "body too large");
+    } else if (r->chunked) {
+        c->state = SG_CONN_SPOOL_BODY;
+        send_continue(c);
+    } else {
+        c->state = SG_CONN_PROXY;
+        sg_upstream_start(c);
+    }
+    sg_buf_free(&body);
+    sg_buf_free(&err);
+}
+
+/* Feeds buffered client bytes to the parser as the state allows. Returns true on progress. */
+static bool conn_parse(sg_conn *c)
+{
+    bool progress = false;
+    for (;;) {
+        size_t want;
+        switch (c->state) {
+        case SG_CONN_READ_HEAD:
+            want = c->in.len;
+            break;
+        case SG_CONN_SPOOL_BODY:
+            want = c->body_complete ? 0 : c->in.len;
+            break;
+        case SG_CONN_PROXY:
+        case SG_CONN_LOCAL:
+            if (c->body_complete || !c->req.has_body)
+                want = 0;
+            else if (c->body_discard || c->state == SG_CONN_LOCAL)
+                want = c->state == SG_CONN_LOCAL && !c->body_discard ? 0 : c->in.len;
+            else
+                want = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+            if (want > c->in.len)
+                want = c->in.len;
+            break;
+        default:
+            return progress;
+        }
+        if (want == 0)
+            return progress;
+        int events = 0, status = 0;
+        const char *err = NULL;
+        enum sg_conn_state before = c->state;
+        long n = sg_http_feed(&c->http, sg_buf_head(&c->in), want, &events, &status, &err);
+        if (n < 0) {
+            sg_buf_reset(&c->in);
+            if (before == SG_CONN_READ_HEAD || !c->response_started) {
+                sg_log_info(0, "bad request from %s: %s, %d", c->peer, err, status);
+                c->close_after = true;
+                if (before == SG_CONN_PROXY)
+                    sg_upstream_close(c);
+                sg_conn_error(c, status, err);
+            } else {
+                sg_conn_close(c);
+            }
+            return true;
+        }
+        sg_buf_consume(&c->in, (size_t)n);
+        if (n > 0)
+            progress = true;
+        if (events & SG_HTTP_DONE)
+            c->body_complete = true;
+        if (events & SG_HTTP_HEAD) {
+            if (!c->req.has_body)
+                c->body_complete = true;
+            dispatch(c);
+            progress = true;
+            if (c->state == SG_CONN_CLOSING)
+                return true;
+        }
+        if (c->state == SG_CONN_SPOOL_BODY) {
+            if (c->body_discard && c->body_received > c->cfg->limits.body_bytes) {
+                sg_conn_log_route(c, SG_LOG_WARN, "chunked request body exceeds limits.body_bytes, 413");
+                c->close_after = true;
+                sg_conn_error(c, 413, "body too large");
+                return true;
+            }
+            if (c->body_discard) {
+                sg_conn_error(c, 500, "cannot buffer the request body");
+                return true;
+            }
+            if (c->body_complete) {
+                c->state = SG_CONN_PROXY;
+                sg_upstream_start(c);
+                return true;
+            }
+        }
+        if (c->state == SG_CONN_PROXY && c->body.len)
+            sg_upstream_pump(c);
+        if (n == 0 && !(events & SG_HTTP_HEAD))
+            return progress;
+    }
+}
+
+/* Writes `out`; returns false if the connection was closed. */
+static bool conn_flush(sg_conn *c)
+{
+    if (c->out.len == 0)
+        return true;
+    ssize_t n = sg_buf_write(&c->out, c->fd);
+    if (n == SG_ERR) {
+        sg_log_debug(errno, "write to %s failed, closing", c->peer);
+        sg_conn_close(c);
+        return false;
+    }
+    if (n > 0) {
+        c->t_write = ev_now(sg_server_loop(c->server));
+        if (c->out.len == 0)
+            sg_buf_reset(&c->out);
+    }
+    return true;
+}
+
+static void conn_watch(sg_conn *c);
+
+static void conn_run(sg_conn *c)
+{
+    for (;;) {
+        if (c->state == SG_CONN_CLOSING)
+            return;
+        bool progress = conn_parse(c);
+        if (c->state == SG_CONN_CLOSING || !conn_flush(c))
+            return;
+        if (c->response_done && c->out.len == 0) {
+            finish_request(c);
+            if (c->state == SG_CONN_CLOSING)
+                return;
+            progress = true;
+        }
+        if (c->read_eof && c->state == SG_CONN_READ_HEAD) {
+            if (c->in.len == 0 || !progress) {
+                if (c->http.head_bytes || c->in.len)
+                    sg_log_debug(0, "%s closed in the middle of a request head", c->peer);
+                sg_conn_close(c);
+                return;
+            }
+        }
+        if (!progress)
+            break;
+    }
+    conn_watch(c);
+}
+
+/* ---- watchers and the one timer ---- */
+
+static void set_io(struct ev_loop *loop, ev_io *w, bool on)
+{
+    if (on)
+        ev_io_start(loop, w);
+    else
+        ev_io_stop(loop, w);
+}
+
+static ev_tstamp conn_deadline(sg_conn *c, int *what)
+{
+    const sg_config *cfg = c->cfg ? c->cfg : sg_server_config(c->server);
+    ev_tstamp d = 0;
+    *what = 0;
+#define CONSIDER(t, w) do { if ((t) > 0 && (d == 0 || (t) < d)) { d = (t); *what = (w); } } while (0)
+    if (c->state == SG_CONN_READ_HEAD) {
+        if (c->http.head_bytes == 0 && c->in.len == 0 && c->requests > 0)
+            CONSIDER(c->t_head + cfg->timeouts.keepalive, 1);
+        else
+            CONSIDER(c->t_head + cfg->timeouts.client_header, 2);
+    } else if (!c->body_complete && c->req.has_body && ev_is_active(&c->rio)) {
+        CONSIDER(c->t_read + cfg->timeouts.client_body, 3);
+    }
+    if (c->out.len)
+        CONSIDER(c->t_write + cfg->timeouts.send, 4);
+    if (c->state == SG_CONN_PROXY) {
+        ev_tstamp u = sg_upstream_watch(c);
+        CONSIDER(u, 5);
+    }
+#undef CONSIDER
+    return d;
+}
+
+static void conn_watch(sg_conn *c)
+{
+    struct ev_loop *loop = sg_server_loop(c->server);
+    bool want_read = false;
+    switch (c->state) {
+    case SG_CONN_READ_HEAD:
+        want_read = c->in.len < SG_IN_MAX && !c->read_eof;
+        break;
+    case SG_CONN_SPOOL_BODY:
+        want_read = !c->read_eof;
+        break;
+    case SG_CONN_PROXY:
+    case SG_CONN_LOCAL:
+        want_read = c->req.has_body && !c->body_complete && !c->read_eof &&
+                    c->in.len < SG_IN_MAX &&
+                    (c->body_discard || (c->state == SG_CONN_PROXY && c->body.len < SG_BODY_MAX));
+        break;
+    default:
+        break;
+    }
+    set_io(loop, &c->rio, want_read);
+    set_io(loop, &c->wio, c->out.len > 0);
+    int what;
+    ev_tstamp d = conn_deadline(c, &what);
+    if (d > 0) {
+        ev_tstamp left = d - ev_now(loop);
+        if (left < 0.001)
+            left = 0.001;
+        /* restarted only when the deadline moved earlier or the timer is idle */
+        if (!ev_is_active(&c->timer) || ev_timer_remaining(loop, &c->timer) > left + 0.01) {
+            ev_timer_stop(loop, &c->timer);
+            ev_timer_set(&c->timer, left, 0.);
+            ev_timer_start(loop, &c->timer);
+        }
+    } else {
+        ev_timer_stop(loop, &c->timer);
+    }
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    sg_conn *c = SG_CONTAINER_OF(w, sg_conn, timer);
+    SG_UNUSED(revents);
+    int what;
+    ev_tstamp d = conn_deadline(c, &what);
+    ev_tstamp now = ev_now(loop);
+    if (d == 0 || d > now + 0.0005) {
+        conn_watch(c); /* activity moved the deadline: re-arm */
+        return;
+    }
+    switch (what) {
+    case 1:
+        sg_log_debug(0, "%s: keep-alive timeout, closing", c->peer);
+        sg_conn_close(c);
+        return;
+    case 2:
+        if (c->http.head_bytes == 0 && c->in.len == 0) {
+            sg_log_debug(0, "%s: no request within client_header timeout, closing", c->peer);
+            sg_conn_close(c);
+            return;
+        }
+        sg_log_info(0, "%s: request head not received within timeouts.client_header, 408",
+                    c->peer);
+        c->close_after = true;
+        sg_conn_error(c, 408, "client header timeout");
+        break;
+    case 3:
+        sg_conn_log_route(c, SG_LOG_INFO, "request body stalled longer than timeouts.client_body, 408");
+        c->close_after = true;
+        sg_conn_error(c, 408, "client body timeout");
+        break;
+    case 4:
+        sg_log_info(0, "%s: client did not accept data within timeouts.send, closing", c->peer);
+        sg_conn_close(c);
+        return;
+    case 5:
+        sg_upstream_timeout(c);
+        break;
+    }
+    conn_run(c);
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    sg_conn *c = SG_CONTAINER_OF(w, sg_conn, rio);
+    SG_UNUSED(revents);
+    ssize_t n = sg_buf_read(&c->in, c->fd, 16384);
+    if (n == SG_AGAIN)
+        return;
+    if (n == SG_ERR || n == 0) {
+        if (n == SG_ERR)
+            sg_log_debug(errno, "read from %s failed", c->peer);
+        c->read_eof = true;
+        if (c->state != SG_CONN_READ_HEAD || n == SG_ERR) {
+            /* the client went away mid-request (or reset): nothing left to answer */
+            if (c->state == SG_CONN_PROXY || c->state == SG_CONN_SPOOL_BODY)
+                sg_conn_log_route(c, SG_LOG_INFO, "client closed the connection before the request body was complete");
+            sg_conn_close(c);
+            return;
+        }
+    } else {
+        c->t_read = ev_now(loop);
+    }
+    conn_run(c);
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    sg_conn *c = SG_CONTAINER_OF(w, sg_conn, wio);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    if (!conn_flush(c))
+        return;
+    if (c->state == SG_CONN_PROXY && c->up.phase == SG_UP_RELAY && c->out.len < SG_OUT_MAX)
+        sg_upstream_pump(c);
+    conn_run(c);
+}
+
+/* upstream.c calls this after backend events */
+void sg_conn_kick(sg_conn *c);
+void sg_conn_kick(sg_conn *c)
+{
+    conn_run(c);
+}
+
+sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                     const char *listen_text)
+{
+    SG_UNUSED(peerlen);
+    sg_conn *c = sg_xcalloc(1, sizeof *c);
+    c->fd = fd;
+    c->server = s;
+    c->spool_fd = -1;
+    c->listen_text = listen_text;
+    format_addr(peer, c->remote_addr, sizeof c->remote_addr, &c->remote_port);
+    if (peer->sa_family == AF_INET6)
+        snprintf(c->peer, sizeof c->peer, "[%s]:%d", c->remote_addr, c->remote_port);
+    else if (peer->sa_family == AF_INET)
+        snprintf(c->peer, sizeof c->peer, "%s:%d", c->remote_addr, c->remote_port);
+    else
+        snprintf(c->peer, sizeof c->peer, "unix:");
+    struct sockaddr_storage local;
+    socklen_t llen = sizeof local;
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+        if (local.ss_family == AF_UNIX) {
+            snprintf(c->server_addr, sizeof c->server_addr, "%s", listen_text);
+            c->server_port = 0;
+        } else {
+            format_addr((struct sockaddr *)&local, c->server_addr, sizeof c->server_addr,
+                        &c->server_port);
+        }
+    }
+    sg_buf_init(&c->in);
+    sg_buf_init(&c->out);
+    sg_buf_init(&c->body);
+    sg_request_init(&c->req);
+    sg_scgi_vars_init(&c->vars);
+    const sg_config *cfg = sg_server_config(s);
+    sg_http_init(&c->http, cfg->limits.header_bytes, cfg->limits.headers, on_body, c);
+    struct ev_loop *loop = sg_server_loop(s);
+    ev_io_init(&c->rio, on_readable, fd, EV_READ);
+    ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
+    ev_init(&c->timer, on_timer);
+    sg_upstream_init(c);
+    start_head(c);
+    c->t_write = ev_now(loop);
+    conn_watch(c);
+    return c;
+}
+
+void sg_conn_close(sg_conn *c)
+{
+    if (c->state == SG_CONN_CLOSING)
+        return;
+    struct ev_loop *loop = sg_server_loop(c->server);
+    if (c->cfg)
+        end_request(c);
+    else
+        sg_upstream_close(c);
+    ev_io_stop(loop, &c->rio);
+    ev_io_stop(loop, &c->wio);
+    ev_timer_stop(loop, &c->timer);
+    close(c->fd);
+    c->fd = -1;
+    c->state = SG_CONN_CLOSING;
+    sg_server_conn_closed(c->server, c);
+    sg_server_defer_free(c->server, c);
+}
+
+void sg_conn_free(sg_conn *c)
+{
+    if (!c)
+        return;
+    sg_buf_free(&c->in);
+    sg_buf_free(&c->out);
+    sg_buf_free(&c->body);
+    sg_buf_free(&c->up.req);
+    sg_buf_free(&c->up.head);
+    sg_request_free(&c->req);
+    sg_scgi_vars_free(&c->vars);
+    free(c);
+}
+
+void sg_conn_shutdown(sg_conn *c)
+{
+    if (c->state == SG_CONN_READ_HEAD && c->http.head_bytes == 0 && c->in.len == 0)
+        sg_conn_close(c);
+}

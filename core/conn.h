@@ -1,0 +1,28 @@
+/*
+ * conn.h: one client connection: an explicit state machine that reads request heads,
+ * answers locally (errors, redirects, access hooks) or hands the request to upstream.c,
+ * and writes responses in order with keep-alive and pipelining. One activity timer per
+ * connection covers every timeout of SPEC §3.5.
+ */
+#ifndef SG_CONN_H
+#define SG_CONN_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "server.h"
+
+/** Takes ownership of the accepted, non-blocking `fd`. */
+sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_t peerlen,
+                     const char *listen_text);
+void sg_conn_free(sg_conn *c);
+/** Graceful stop: closes the connection now if it is idle between requests. */
+void sg_conn_shutdown(sg_conn *c);
+/** Closes now (never frees: the server sweeps closed connections later). */
+void sg_conn_close(sg_conn *c);
+/** For the server's connection list. */
+sg_conn *sg_conn_next(sg_conn *c);
+void sg_conn_link(sg_conn *c, sg_conn **head);
+void sg_conn_unlink(sg_conn *c, sg_conn **head);
+
+#endif

@@ -1,0 +1,122 @@
+/*
+ * conn_impl.h: the sg_conn structure, shared by conn.c (client side) and upstream.c
+ * (backend side) only. Everything else sees sg_conn as opaque.
+ */
+#ifndef SG_CONN_IMPL_H
+#define SG_CONN_IMPL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "conn.h"
+#include "http.h"
+#include "lua_bridge.h"
+#include "scgi.h"
+
+#define SG_OUT_MAX (64 * 1024)   /* bytes queued for the client before backpressure */
+#define SG_BODY_MAX (64 * 1024)  /* request body bytes buffered towards the backend */
+#define SG_SPOOL_MEM (1024 * 1024) /* chunked bodies beyond this go to a temp file */
+#define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
+#define SG_UP_HEAD_MAX (16 * 1024) /* backend response head limit (SPEC §5) */
+
+enum sg_conn_state {
+    SG_CONN_READ_HEAD,  /* waiting for or parsing a request head */
+    SG_CONN_SPOOL_BODY, /* buffering a chunked body before the SCGI request */
+    SG_CONN_PROXY,      /* exchanging with the backend (upstream.c) */
+    SG_CONN_LOCAL,      /* writing a response the gateway made itself */
+    SG_CONN_CLOSING     /* unlinked; freed by the server's deferred sweep */
+};
+
+enum sg_up_phase {
+    SG_UP_IDLE,
+    SG_UP_CONNECTING, /* non-blocking connect in progress */
+    SG_UP_SENDING,    /* netstring and body going out; response may already arrive */
+    SG_UP_HEAD,       /* request sent, waiting for the complete response head */
+    SG_UP_RELAY,      /* body bytes flowing to the client */
+    SG_UP_DONE
+};
+
+typedef struct sg_upstream {
+    ev_io rio, wio;
+    int fd;
+    enum sg_up_phase phase;
+    const sg_backend *be;     /* borrowed from the request's config */
+    sg_buf req;               /* owned: netstring not yet sent */
+    sg_buf head;              /* owned: response head bytes */
+    size_t head_scan;
+    uint64_t body_len;        /* CONTENT_LENGTH announced */
+    uint64_t body_sent;
+    bool write_closed;        /* backend stopped reading the request */
+    bool read_open;
+    bool got_bytes;           /* any response byte arrived */
+} sg_upstream;
+
+struct sg_conn {
+    ev_io rio, wio;
+    ev_timer timer;
+    int fd;
+    enum sg_conn_state state;
+    sg_server *server;        /* borrowed; outlives every conn */
+    sg_config *cfg;           /* one reference while a request is active */
+    sg_conn *next, *prev;     /* server's list */
+    char peer[80];            /* "ip:port" for logs */
+    char remote_addr[64];
+    int remote_port;
+    char server_addr[64];
+    int server_port;
+    const char *listen_text;  /* borrowed */
+
+    sg_http http;
+    sg_request req;
+    sg_hook_ctx hook;
+    const sg_route *route;    /* borrowed from cfg */
+    sg_buf in;                /* owned: client bytes not parsed yet */
+    sg_buf out;               /* owned: bytes for the client */
+    sg_buf body;              /* owned: body bytes for the backend (or in-memory spool) */
+    int spool_fd;             /* temp file for a large chunked body, -1 if none */
+    uint64_t spool_off;       /* sendfile offset into spool_fd */
+    uint64_t body_received;
+    bool body_complete;       /* parser reached the end of the request */
+    bool body_discard;        /* backend stopped reading: drop further body bytes */
+    bool read_eof;            /* client half-closed */
+    bool close_after;         /* close once the response is written */
+    bool response_started;    /* head sent to client (errors now close instead) */
+    bool response_done;       /* nothing more will be appended to out */
+    bool sent_continue;
+    bool resp_chunked, resp_until_close, resp_no_body;
+    int64_t resp_remaining;   /* Content-Length bytes still expected, -1 if none */
+    int status;               /* for the access log */
+    uint64_t bytes_out;
+    unsigned requests;
+    ev_tstamp t_start;        /* request start (access log) */
+    ev_tstamp t_head;         /* head deadline origin */
+    ev_tstamp t_read;         /* last client read progress */
+    ev_tstamp t_write;        /* last client write progress */
+    ev_tstamp t_up;           /* last backend progress */
+    sg_upstream up;
+    sg_scgi_vars vars;        /* owned; reused per request */
+};
+
+/* conn.c services used by upstream.c */
+void sg_conn_error(sg_conn *c, int status, const char *cause);
+void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len);
+void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
+                        size_t vlen);
+void sg_conn_end_head(sg_conn *c, int64_t content_length);
+void sg_conn_log_route(sg_conn *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* upstream.c */
+void sg_upstream_init(sg_conn *c);
+/** Builds the SCGI request and connects; answers the client itself on failure. */
+void sg_upstream_start(sg_conn *c);
+/** Moves pending request body bytes towards the backend. */
+void sg_upstream_pump(sg_conn *c);
+/** Decides which backend watchers run; returns the backend deadline or 0. */
+ev_tstamp sg_upstream_watch(sg_conn *c);
+void sg_upstream_timeout(sg_conn *c);
+void sg_upstream_close(sg_conn *c);
+
+#endif

@@ -1,0 +1,470 @@
+/*
+ * http.c: http-parser glue. Callbacks may deliver a token in several pieces (a read can end
+ * anywhere), so every piece is appended to the request's raw buffer and addressed by offset;
+ * pointers are only taken once the head is complete and the buffer stops moving.
+ */
+#include "http.h"
+
+#include <ctype.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+void sg_request_init(sg_request *r)
+{
+    memset(r, 0, sizeof *r);
+    sg_buf_init(&r->raw);
+    r->content_length = -1;
+}
+
+void sg_request_free(sg_request *r)
+{
+    sg_buf_free(&r->raw);
+    free(r->headers);
+    r->headers = NULL;
+}
+
+static void request_reset(sg_request *r)
+{
+    sg_buf raw = r->raw;
+    sg_req_header *hs = r->headers;
+    size_t cap = r->cap_headers;
+    memset(r, 0, sizeof *r);
+    r->raw = raw;
+    sg_buf_reset(&r->raw);
+    r->headers = hs;
+    r->cap_headers = cap;
+    r->content_length = -1;
+}
+
+const sg_req_header *sg_request_header(const sg_request *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (sg_strieq(r->headers[i].name, r->headers[i].name_len, name))
+            return &r->headers[i];
+    return NULL;
+}
+
+static sg_http *from_parser(http_parser *p)
+{
+    return SG_CONTAINER_OF(p, sg_http, parser);
+}
+
+static int fail(sg_http *h, int status, const char *err)
+{
+    h->status = status;
+    h->err = err;
+    return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    SG_UNUSED(p);
+    return 0;
+}
+
+/* Every token piece is appended to raw; a NUL closes a token when the next kind begins. */
+static void switch_token(sg_http *h, int tok)
+{
+    if (h->tok != tok && h->tok != SG_TOK_NONE)
+        sg_buf_append(&h->req->raw, "", 1);
+    h->tok = tok;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    sg_http *h = from_parser(p);
+    sg_request *r = h->req;
+    if (h->tok != SG_TOK_URL) {
+        switch_token(h, SG_TOK_URL);
+        r->uri_off = r->raw.len;
+    }
+    sg_buf_append(&r->raw, at, len);
+    r->uri_len += len;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    sg_http *h = from_parser(p);
+    sg_request *r = h->req;
+    if (h->tok != SG_TOK_FIELD) {
+        switch_token(h, SG_TOK_FIELD);
+        if (r->nheaders == h->headers_limit)
+            return fail(h, 431, "too many request headers");
+        if (r->nheaders == r->cap_headers) {
+            r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
+            r->headers = sg_xrealloc(r->headers, r->cap_headers * sizeof *r->headers);
+        }
+        sg_req_header *hd = &r->headers[r->nheaders++];
+        memset(hd, 0, sizeof *hd);
+        hd->name_off = r->raw.len;
+    }
+    sg_buf_append(&r->raw, at, len);
+    r->headers[r->nheaders - 1].name_len += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    sg_http *h = from_parser(p);
+    sg_request *r = h->req;
+    sg_req_header *hd = &r->headers[r->nheaders - 1];
+    if (h->tok != SG_TOK_VALUE) {
+        switch_token(h, SG_TOK_VALUE);
+        hd->value_off = r->raw.len;
+    }
+    sg_buf_append(&r->raw, at, len);
+    hd->value_len += len;
+    return 0;
+}
+
+/* RFC 9110 §5.5: field values may not carry NUL, CR or LF (http-parser lets some through) */
+static bool clean_value(const char *v, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c == 0 || c == '\r' || c == '\n' || (c < 0x20 && c != '\t') || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+/* Checks Transfer-Encoding: only "chunked", last and once, is understood (RFC 9112 §6.3). */
+static int check_te(sg_http *h, const char *v, size_t len)
+{
+    const char *p = v, *end = v + len;
+    bool chunked_last = false, other = false, chunked_seen = false;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (e == s)
+            continue;
+        if (sg_strieq(s, (size_t)(e - s), "chunked")) {
+            if (chunked_seen)
+                return fail(h, 400, "chunked applied twice");
+            chunked_seen = chunked_last = true;
+        } else {
+            other = true;
+            chunked_last = false;
+        }
+    }
+    if (!chunked_last)
+        return fail(h, 400, "transfer coding other than chunked last");
+    if (other)
+        return fail(h, 501, "unsupported transfer coding");
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    sg_http *h = from_parser(p);
+    sg_request *r = h->req;
+    switch_token(h, SG_TOK_NONE);
+    sg_buf_append(&r->raw, "", 1);
+    r->method_id = (int)p->method;
+    r->method = http_method_str(p->method);
+    r->http_major = p->http_major;
+    r->http_minor = p->http_minor;
+    if (p->http_major != 1)
+        return fail(h, 505, "unsupported HTTP version");
+
+    /* the buffer is final now: take pointers */
+    const char *base = r->raw.data + r->raw.off;
+    r->uri = base + r->uri_off;
+    r->uri_len_view = r->uri_len;
+    int te = 0, cl = 0, hosts = 0;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        sg_req_header *hd = &r->headers[i];
+        hd->name = base + hd->name_off;
+        hd->value = hd->value_len ? base + hd->value_off : "";
+        if (hd->value_len == 0)
+            hd->value_off = 0;
+        if (!clean_value(hd->value, hd->value_len))
+            return fail(h, 400, "invalid character in header value");
+        if (sg_strieq(hd->name, hd->name_len, "Transfer-Encoding")) {
+            if (te++ || check_te(h, hd->value, hd->value_len))
+                return h->status ? -1 : fail(h, 400, "repeated Transfer-Encoding");
+        } else if (sg_strieq(hd->name, hd->name_len, "Content-Length")) {
+            cl++;
+        } else if (sg_strieq(hd->name, hd->name_len, "Host")) {
+            hosts++;
+            const char *v = hd->value, *colon = NULL;
+            if (v[0] == '[') {
+                const char *rb = memchr(v, ']', hd->value_len);
+                r->host = v;
+                r->host_len = rb ? (size_t)(rb - v + 1) : hd->value_len;
+            } else {
+                colon = memchr(v, ':', hd->value_len);
+                r->host = v;
+                r->host_len = colon ? (size_t)(colon - v) : hd->value_len;
+            }
+        } else if (sg_strieq(hd->name, hd->name_len, "Content-Type")) {
+            r->content_type = hd->value;
+        } else if (sg_strieq(hd->name, hd->name_len, "Expect")) {
+            if (sg_strieq(hd->value, hd->value_len, "100-continue"))
+                r->expect_continue = p->http_minor >= 1;
+        }
+    }
+    if (te && cl)
+        return fail(h, 400, "both Content-Length and Transfer-Encoding");
+    if (hosts > 1)
+        return fail(h, 400, "more than one Host header");
+    if (hosts == 0 && p->http_minor >= 1)
+        return fail(h, 400, "HTTP/1.1 request without Host");
+
+    /* request-target: origin-form, or absolute-form (RFC 9112 §3.2.2) */
+    const char *u = r->uri;
+    size_t ulen = r->uri_len;
+    const char *path = u;
+    size_t plen = ulen;
+    if (ulen == 0)
+        return fail(h, 400, "empty request-target");
+    if (u[0] != '/') {
+        struct http_parser_url pu;
+        http_parser_url_init(&pu);
+        if (http_parser_parse_url(u, ulen, 0, &pu) != 0 || !(pu.field_set & (1 << UF_HOST)))
+            return fail(h, 400, "invalid request-target");
+        if (pu.field_set & (1 << UF_PATH)) {
+            path = u + pu.field_data[UF_PATH].off;
+            plen = (size_t)(ulen - pu.field_data[UF_PATH].off);
+        } else {
+            path = "/";
+            plen = 1;
+        }
+    }
+    const char *q = memchr(path, '?', plen);
+    size_t pathlen = q ? (size_t)(q - path) : plen;
+    const char *hash = memchr(path, '#', pathlen);
+    if (hash)
+        pathlen = (size_t)(hash - path);
+    if (q) {
+        r->query = q + 1;
+        r->query_len = plen - pathlen - 1;
+    } else {
+        r->query = "";
+        r->query_len = 0;
+    }
+    /* decoded by sg_http_feed once the parser returns (appending to raw moves pointers) */
+    r->path = NULL;
+    r->path_len = pathlen;
+    r->uri_off = (size_t)(path - base); /* reused: where the path starts in raw */
+
+    if (p->flags & F_CHUNKED) {
+        r->chunked = true;
+        r->has_body = true;
+    } else if (p->flags & F_CONTENTLENGTH || cl) {
+        r->content_length = (int64_t)p->content_length;
+        r->has_body = r->content_length > 0;
+    }
+    r->keepalive = http_should_keep_alive(p) != 0;
+    r->head_only = p->method == HTTP_HEAD;
+    h->head_done = true;
+    if (r->has_body)
+        http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    sg_http *h = from_parser(p);
+    h->on_body(h->ud, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    sg_http *h = from_parser(p);
+    h->msg_done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void sg_http_init(sg_http *h, size_t header_bytes, size_t headers, sg_http_body_cb cb, void *ud)
+{
+    memset(h, 0, sizeof *h);
+    h->header_bytes_limit = header_bytes;
+    h->headers_limit = headers;
+    h->on_body = cb;
+    h->ud = ud;
+    http_parser_init(&h->parser, HTTP_REQUEST);
+}
+
+void sg_http_start(sg_http *h, sg_request *req)
+{
+    request_reset(req);
+    h->req = req;
+    h->head_bytes = 0;
+    h->status = 0;
+    h->err = NULL;
+    h->tok = SG_TOK_NONE;
+    h->head_done = h->msg_done = false;
+    /* a fresh parser per request: the previous one is paused at message end */
+    http_parser_init(&h->parser, HTTP_REQUEST);
+}
+
+long sg_http_normalize_path(const char *path, size_t len, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = path[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = isxdigit((unsigned char)path[i + 1]) ? path[i + 1] : -1;
+            int lo = isxdigit((unsigned char)path[i + 2]) ? path[i + 2] : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            hi = isdigit(hi) ? hi - '0' : (tolower(hi) - 'a' + 10);
+            lo = isdigit(lo) ? lo - '0' : (tolower(lo) - 'a' + 10);
+            c = (char)(hi * 16 + lo);
+            if (c == '\0')
+                return -1;
+            i += 2;
+        } else if (c == '\0') {
+            return -1;
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    /* remove dot segments (RFC 3986 §5.2.4) in place, collapsing nothing else */
+    char *s = out;
+    size_t w = 0;
+    for (size_t i = 0; i < o;) {
+        if (s[i] == '/' && i + 1 < o && s[i + 1] == '.' &&
+            (i + 2 == o || s[i + 2] == '/')) {
+            i += 2; /* "/." */
+            if (i == o)
+                s[w++] = '/';
+            continue;
+        }
+        if (s[i] == '/' && i + 2 < o && s[i + 1] == '.' && s[i + 2] == '.' &&
+            (i + 3 == o || s[i + 3] == '/')) {
+            if (w == 0)
+                return -1; /* above the root */
+            while (w > 0 && s[w - 1] != '/')
+                w--;
+            if (w > 0)
+                w--; /* drop the slash before the removed segment */
+            i += 3;
+            if (i == o)
+                s[w++] = '/';
+            continue;
+        }
+        s[w++] = s[i++];
+    }
+    if (w == 0)
+        s[w++] = '/';
+    s[w] = '\0';
+    return (long)w;
+}
+
+static long decode_path(sg_http *h)
+{
+    sg_request *r = h->req;
+    size_t start = r->uri_off, plen = r->path_len;
+    /* append the decoded path after everything else; then refresh pointers */
+    sg_buf_reserve(&r->raw, plen + 1);
+    const char *base = r->raw.data + r->raw.off;
+    char *out = sg_buf_tail(&r->raw);
+    long n = sg_http_normalize_path(base + start, plen, out);
+    if (n < 0)
+        return fail(h, 400, "invalid path encoding");
+    size_t path_off = r->raw.len;
+    r->raw.len += (size_t)n + 1;
+    /* sg_buf_reserve may have moved the data: recompute every pointer */
+    const char *nb = r->raw.data + r->raw.off;
+    ptrdiff_t d = nb - base;
+    if (d) {
+        r->uri += d;
+        r->query = r->query_len ? r->query + d : "";
+        if (r->host)
+            r->host += d;
+        if (r->content_type)
+            r->content_type += d;
+        for (size_t i = 0; i < r->nheaders; i++) {
+            r->headers[i].name += d;
+            if (r->headers[i].value_len)
+                r->headers[i].value += d;
+        }
+    }
+    r->path = nb + path_off;
+    r->path_len = (size_t)n;
+    if (r->path[0] != '/')
+        return fail(h, 400, "invalid path");
+    return 0;
+}
+
+long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *status,
+                  const char **err)
+{
+    *events = 0;
+    if (len == 0)
+        return 0;
+    bool was_head_done = h->head_done;
+    if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
+        http_parser_pause(&h->parser, 0);
+    size_t n = http_parser_execute(&h->parser, &settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+    if (!was_head_done) {
+        size_t head_part = n;
+        h->head_bytes += head_part;
+        if (h->head_bytes > h->header_bytes_limit) {
+            *status = 431;
+            *err = "request head too large";
+            return SG_ERR;
+        }
+    }
+    if (e != HPE_OK && e != HPE_PAUSED) {
+        if (h->status) {
+            *status = h->status;
+            *err = h->err;
+        } else if (e == HPE_HEADER_OVERFLOW) {
+            *status = 431;
+            *err = "request head too large";
+        } else if (e == HPE_INVALID_TRANSFER_ENCODING) {
+            *status = 400;
+            *err = "transfer coding other than chunked last";
+        } else {
+            *status = 400;
+            *err = http_errno_description(e);
+        }
+        return SG_ERR;
+    }
+    if (!was_head_done && h->head_done) {
+        if (decode_path(h) != 0) {
+            *status = h->status;
+            *err = h->err;
+            return SG_ERR;
+        }
+        *events |= SG_HTTP_HEAD;
+    }
+    if (h->msg_done)
+        *events |= SG_HTTP_DONE;
+    return (long)n;
+}
+
+int sg_http_eof(sg_http *h)
+{
+    if (h->msg_done)
+        return SG_OK;
+    http_parser_execute(&h->parser, &settings, NULL, 0);
+    return h->msg_done ? SG_OK : SG_ERR;
+}

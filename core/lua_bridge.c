@@ -1,0 +1,701 @@
+/*
+ * lua_bridge.c: config loading and hook calls. The Lua side (scgilua.config) owns
+ * validation and its messages; this file only reads the normalised table, resolves host
+ * names (which Lua cannot do without extra libraries) and keeps registry references to the
+ * hook functions. Every call into Lua goes through pcall_traceback().
+ */
+#include "lua_bridge.h"
+
+#include <arpa/inet.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "log.h"
+#include "util.h"
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg)
+        msg = lua_typename(L, lua_type(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Calls the function below `nargs` arguments; on error appends the traceback to err. */
+static int pcall_traceback(lua_State *L, int nargs, int nres, sg_buf *err)
+{
+    int base = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+    int rc = lua_pcall(L, nargs, nres, base);
+    lua_remove(L, base);
+    if (rc != 0) {
+        size_t len;
+        const char *m = lua_tolstring(L, -1, &len);
+        if (err && m) {
+            /* one log line: fold the traceback */
+            for (size_t i = 0; i < len; i++) {
+                char c = m[i];
+                if (c == '\n')
+                    sg_buf_append_str(err, " | ");
+                else if (c != '\t')
+                    sg_buf_append(err, &c, 1);
+            }
+        }
+        lua_pop(L, 1);
+        return SG_ERR;
+    }
+    return SG_OK;
+}
+
+/* ---- reading the normalised table ---- */
+
+static char *opt_string(lua_State *L, int t, const char *key)
+{
+    lua_getfield(L, t, key);
+    char *s = lua_type(L, -1) == LUA_TSTRING ? sg_xstrdup(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    return s;
+}
+
+static double opt_number(lua_State *L, int t, const char *key, double dflt)
+{
+    lua_getfield(L, t, key);
+    double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : dflt;
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool opt_bool(lua_State *L, int t, const char *key, bool dflt)
+{
+    lua_getfield(L, t, key);
+    bool v = lua_type(L, -1) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : dflt;
+    lua_pop(L, 1);
+    return v;
+}
+
+static int opt_ref(lua_State *L, int t, const char *key)
+{
+    lua_getfield(L, t, key);
+    if (lua_type(L, -1) == LUA_TFUNCTION)
+        return luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1);
+    return LUA_NOREF;
+}
+
+static int resolve(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len,
+                   bool passive, sg_buf *report, const char *what)
+{
+    struct addrinfo hints = { 0 }, *res = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || !res) {
+        sg_buf_appendf(report, "  %s: cannot resolve \"%s\": %s\n", what, host,
+                       rc ? gai_strerror(rc) : "no address");
+        return SG_ERR;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return SG_OK;
+}
+
+static int unix_addr(const char *path, struct sockaddr_storage *ss, socklen_t *len,
+                     sg_buf *report, const char *what)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)ss;
+    if (strlen(path) >= sizeof un->sun_path) {
+        sg_buf_appendf(report, "  %s: unix socket path too long\n", what);
+        return SG_ERR;
+    }
+    memset(un, 0, sizeof *un);
+    un->sun_family = AF_UNIX;
+    strcpy(un->sun_path, path);
+    *len = (socklen_t)sizeof *un;
+    return SG_OK;
+}
+
+/* Reads a normalised pass table at the stack top into `be`. */
+static int read_backend(lua_State *L, sg_backend *be, sg_buf *report, const char *what)
+{
+    int t = lua_gettop(L);
+    char *kind = opt_string(L, t, "kind");
+    int rc = SG_OK;
+    be->text = opt_string(L, t, "text");
+    be->url_path = opt_string(L, t, "url_path");
+    if (!be->url_path)
+        be->url_path = sg_xstrdup("/");
+    if (kind && strcmp(kind, "tcp") == 0) {
+        char *host = opt_string(L, t, "host");
+        be->kind = SG_PASS_TCP;
+        rc = resolve(host ? host : "", (int)opt_number(L, t, "port", 0), &be->addr,
+                     &be->addrlen, false, report, what);
+        free(host);
+    } else if (kind && strcmp(kind, "unix") == 0) {
+        char *path = opt_string(L, t, "path");
+        be->kind = SG_PASS_UNIX;
+        rc = unix_addr(path ? path : "", &be->addr, &be->addrlen, report, what);
+        free(path);
+    } else {
+        be->kind = SG_PASS_BALANCER;
+    }
+    free(kind);
+    return rc;
+}
+
+static void free_backend(sg_backend *be)
+{
+    free(be->text);
+    free(be->url_path);
+}
+
+static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
+{
+    int rc = SG_OK;
+    lua_getfield(L, cfgt, "balancers");
+    if (lua_type(L, -1) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return SG_OK;
+    }
+    int bt = lua_gettop(L);
+    size_t n = 0;
+    for (lua_pushnil(L); lua_next(L, bt); lua_pop(L, 1))
+        n++;
+    cfg->balancers = sg_xcalloc(n, sizeof *cfg->balancers);
+    for (lua_pushnil(L); lua_next(L, bt); lua_pop(L, 1)) {
+        sg_balancer *b = &cfg->balancers[cfg->nbalancers++];
+        b->name = sg_xstrdup(lua_tostring(L, -2));
+        lua_getfield(L, -1, "members");
+        int mt = lua_gettop(L);
+        b->nmembers = lua_objlen(L, mt);
+        b->members = sg_xcalloc(b->nmembers, sizeof *b->members);
+        for (size_t i = 0; i < b->nmembers; i++) {
+            lua_rawgeti(L, mt, (int)i + 1);
+            sg_member *m = &b->members[i];
+            m->loadfactor = (int)opt_number(L, -1, "loadfactor", 1);
+            lua_getfield(L, -1, "pass");
+            char what[128];
+            snprintf(what, sizeof what, "balancers.%s.members[%zu]", b->name, i + 1);
+            if (read_backend(L, &m->be, report, what) != SG_OK)
+                rc = SG_ERR;
+            lua_pop(L, 2);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_buf *report)
+{
+    int t = lua_gettop(L), rc = SG_OK;
+    char what[64];
+    snprintf(what, sizeof what, "routes[%d].pass", idx);
+    r->index = idx;
+    r->path = opt_string(L, t, "path");
+    r->path_len = r->path ? strlen(r->path) : 0;
+    lua_getfield(L, t, "match");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        r->match_pattern = sg_xstrdup(lua_tostring(L, -1));
+        r->match_ref = LUA_NOREF;
+        lua_pop(L, 1);
+    } else if (lua_type(L, -1) == LUA_TFUNCTION) {
+        r->match_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    } else {
+        r->match_ref = LUA_NOREF;
+        lua_pop(L, 1);
+    }
+    r->access_ref = opt_ref(L, t, "access");
+    lua_getfield(L, t, "pass");
+    r->text = opt_string(L, -1, "text");
+    if (read_backend(L, &r->be, report, what) != SG_OK)
+        rc = SG_ERR;
+    if (r->be.kind == SG_PASS_BALANCER) {
+        char *name = opt_string(L, -1, "name");
+        for (size_t i = 0; name && i < cfg->nbalancers; i++)
+            if (strcmp(cfg->balancers[i].name, name) == 0)
+                r->balancer = &cfg->balancers[i];
+        if (!r->balancer) {
+            sg_buf_appendf(report, "  %s: unknown balancer\n", what);
+            rc = SG_ERR;
+        }
+        free(name);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "internal_redirect");
+    r->internal_redirect = lua_type(L, -1) == LUA_TSTRING ? sg_xstrdup(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    lua_getfield(L, t, "sendfile");
+    r->sendfile = lua_type(L, -1) == LUA_TSTRING ? sg_xstrdup(lua_tostring(L, -1)) : NULL;
+    lua_pop(L, 1);
+    lua_getfield(L, t, "sendfile_root");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        r->nroots = lua_objlen(L, -1);
+        r->sendfile_root = sg_xcalloc(r->nroots, sizeof(char *));
+        for (size_t i = 0; i < r->nroots; i++) {
+            lua_rawgeti(L, -1, (int)i + 1);
+            r->sendfile_root[i] = sg_xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "/");
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    r->pathinfo = opt_bool(L, t, "pathinfo", false);
+    r->pass_auth = opt_bool(L, t, "pass_auth", true);
+    r->timeout = opt_number(L, t, "timeout", cfg->timeouts.backend);
+    lua_getfield(L, t, "env");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        int et = lua_gettop(L);
+        r->nenv = lua_objlen(L, et);
+        r->env = sg_xcalloc(r->nenv, sizeof *r->env);
+        for (size_t i = 0; i < r->nenv; i++) {
+            sg_env_entry *e = &r->env[i];
+            lua_rawgeti(L, et, (int)i + 1);
+            e->name = opt_string(L, -1, "name");
+            e->name_len = e->name ? strlen(e->name) : 0;
+            e->fn_ref = LUA_NOREF;
+            lua_getfield(L, -1, "value");
+            if (lua_type(L, -1) == LUA_TFUNCTION) {
+                e->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+                r->has_hooks = true;
+            } else {
+                if (lua_type(L, -1) == LUA_TSTRING) {
+                    size_t len;
+                    const char *v = lua_tolstring(L, -1, &len);
+                    e->value = sg_xstrndup(v, len);
+                    e->value_len = len;
+                }
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    if (r->match_ref != LUA_NOREF || r->access_ref != LUA_NOREF)
+        r->has_hooks = true;
+    return rc;
+}
+
+static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
+{
+    int rc = SG_OK;
+    lua_getfield(L, cfgt, "listen");
+    int lt = lua_gettop(L);
+    cfg->nlisten = lua_type(L, lt) == LUA_TTABLE ? lua_objlen(L, lt) : 0;
+    cfg->listen = sg_xcalloc(cfg->nlisten, sizeof *cfg->listen);
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        sg_listen *l = &cfg->listen[i];
+        lua_rawgeti(L, lt, (int)i + 1);
+        int t = lua_gettop(L);
+        char *kind = opt_string(L, t, "kind");
+        char what[32];
+        snprintf(what, sizeof what, "listen[%zu]", i + 1);
+        l->text = opt_string(L, t, "text");
+        if (kind && strcmp(kind, "unix") == 0) {
+            l->is_unix = true;
+            l->unix_path = opt_string(L, t, "path");
+            if (unix_addr(l->unix_path ? l->unix_path : "", &l->addr, &l->addrlen, report,
+                          what) != SG_OK)
+                rc = SG_ERR;
+        } else {
+            char *host = opt_string(L, t, "host");
+            if (resolve(host, (int)opt_number(L, t, "port", 0), &l->addr, &l->addrlen, true,
+                        report, what) != SG_OK)
+                rc = SG_ERR;
+            free(host);
+        }
+        free(kind);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int to_config(lua_State *L, sg_config *cfg, sg_buf *report)
+{
+    int t = lua_gettop(L), rc = SG_OK;
+    lua_getfield(L, t, "timeouts");
+    int tt = lua_gettop(L);
+    cfg->timeouts.client_header = opt_number(L, tt, "client_header", 10);
+    cfg->timeouts.client_body = opt_number(L, tt, "client_body", 60);
+    cfg->timeouts.keepalive = opt_number(L, tt, "keepalive", 75);
+    cfg->timeouts.connect = opt_number(L, tt, "connect", 5);
+    cfg->timeouts.backend = opt_number(L, tt, "backend", 60);
+    cfg->timeouts.send = opt_number(L, tt, "send", 60);
+    cfg->timeouts.shutdown = opt_number(L, tt, "shutdown", 30);
+    lua_pop(L, 1);
+    lua_getfield(L, t, "limits");
+    tt = lua_gettop(L);
+    cfg->limits.header_bytes = (size_t)opt_number(L, tt, "header_bytes", 16384);
+    cfg->limits.headers = (size_t)opt_number(L, tt, "headers", 100);
+    cfg->limits.body_bytes = (uint64_t)opt_number(L, tt, "body_bytes", 1073741824.0);
+    cfg->limits.connections = (size_t)opt_number(L, tt, "connections", 10000);
+    lua_pop(L, 1);
+    cfg->workers = (int)opt_number(L, t, "workers", 1);
+    cfg->access_log = opt_string(L, t, "access_log");
+    char *level = opt_string(L, t, "log_level");
+    cfg->log_level = sg_log_level_parse(level ? level : "info");
+    if (cfg->log_level < 0)
+        cfg->log_level = SG_LOG_INFO;
+    free(level);
+    if (read_listen(L, t, cfg, report) != SG_OK)
+        rc = SG_ERR;
+    if (read_balancers(L, t, cfg, report) != SG_OK)
+        rc = SG_ERR;
+    lua_getfield(L, t, "routes");
+    int rt = lua_gettop(L);
+    cfg->nroutes = lua_objlen(L, rt);
+    cfg->routes = sg_xcalloc(cfg->nroutes, sizeof *cfg->routes);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        lua_rawgeti(L, rt, (int)i + 1);
+        if (read_route(L, cfg, &cfg->routes[i], (int)i + 1, report) != SG_OK)
+            rc = SG_ERR;
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static void config_free(sg_config *cfg)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        sg_route *r = &cfg->routes[i];
+        free(r->path);
+        free(r->match_pattern);
+        free(r->text);
+        free_backend(&r->be);
+        free(r->internal_redirect);
+        free(r->sendfile);
+        for (size_t j = 0; j < r->nroots; j++)
+            free(r->sendfile_root[j]);
+        free(r->sendfile_root);
+        for (size_t j = 0; j < r->nenv; j++) {
+            free(r->env[j].name);
+            free(r->env[j].value);
+        }
+        free(r->env);
+    }
+    free(cfg->routes);
+    for (size_t i = 0; i < cfg->nbalancers; i++) {
+        for (size_t j = 0; j < cfg->balancers[i].nmembers; j++)
+            free_backend(&cfg->balancers[i].members[j].be);
+        free(cfg->balancers[i].members);
+        free(cfg->balancers[i].name);
+    }
+    free(cfg->balancers);
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        free(cfg->listen[i].text);
+        free(cfg->listen[i].unix_path);
+    }
+    free(cfg->listen);
+    free(cfg->access_log);
+    free(cfg->file);
+    if (cfg->L)
+        lua_close(cfg->L);
+    free(cfg);
+}
+
+sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned generation,
+                          sg_buf *report)
+{
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        sg_buf_appendf(report, "scgi-lua: cannot create a Lua state for %s\n", file);
+        return NULL;
+    }
+    luaL_openlibs(L);
+    /* modules: ours first, then the directory of the config file (for its own requires) */
+    const char *slash = strrchr(file, '/');
+    int dirlen = slash ? (int)(slash - file) : 1;
+    const char *dir = slash ? file : ".";
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "path");
+    lua_pushfstring(L, "%s/?.lua;%s/?/init.lua;%s;%s", lua_dir, lua_dir, lua_tostring(L, -1), "");
+    lua_pushlstring(L, dir, (size_t)dirlen);
+    lua_pushstring(L, "/?.lua");
+    lua_concat(L, 3);
+    lua_setfield(L, -3, "path");
+    lua_pop(L, 2);
+
+    sg_buf err;
+    sg_buf_init(&err);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "scgilua.config");
+    if (pcall_traceback(L, 1, 1, &err) != SG_OK) {
+        sg_buf_appendf(report, "scgi-lua: cannot load the Lua modules from %s: %.*s\n", lua_dir,
+                       (int)err.len, sg_buf_head(&err));
+        sg_buf_free(&err);
+        lua_close(L);
+        return NULL;
+    }
+    lua_getfield(L, -1, "load_file");
+    lua_pushstring(L, file);
+    if (pcall_traceback(L, 1, 2, &err) != SG_OK) {
+        sg_buf_appendf(report, "scgi-lua: invalid configuration in %s\n  %.*s\n", file,
+                       (int)err.len, sg_buf_head(&err));
+        sg_buf_free(&err);
+        lua_close(L);
+        return NULL;
+    }
+    sg_buf_free(&err);
+    if (lua_type(L, -2) != LUA_TTABLE) {
+        sg_buf_appendf(report, "scgi-lua: invalid configuration in %s\n", file);
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            size_t n = lua_objlen(L, -1);
+            for (size_t i = 1; i <= n; i++) {
+                lua_rawgeti(L, -1, (int)i);
+                sg_buf_appendf(report, "  %s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+                lua_pop(L, 1);
+            }
+        } else if (lua_isstring(L, -1)) {
+            sg_buf_appendf(report, "  %s\n", lua_tostring(L, -1));
+        }
+        lua_close(L);
+        return NULL;
+    }
+    lua_pop(L, 1); /* the nil error slot */
+    sg_config *cfg = sg_xcalloc(1, sizeof *cfg);
+    cfg->L = L;
+    cfg->refs = 1;
+    cfg->generation = generation;
+    cfg->file = sg_xstrdup(file);
+    sg_buf problems;
+    sg_buf_init(&problems);
+    int rc = to_config(L, cfg, &problems);
+    lua_setfield(L, LUA_REGISTRYINDEX, "scgilua.cfg");
+    lua_pop(L, 1); /* module table */
+    if (rc != SG_OK) {
+        sg_buf_appendf(report, "scgi-lua: invalid configuration in %s\n%.*s", file,
+                       (int)problems.len, sg_buf_head(&problems));
+        sg_buf_free(&problems);
+        config_free(cfg);
+        return NULL;
+    }
+    sg_buf_free(&problems);
+    return cfg;
+}
+
+sg_config *sg_config_ref(sg_config *cfg)
+{
+    cfg->refs++;
+    return cfg;
+}
+
+void sg_config_unref(sg_config *cfg)
+{
+    if (cfg && --cfg->refs == 0)
+        config_free(cfg);
+}
+
+void sg_config_summary(sg_config *cfg, sg_buf *out)
+{
+    lua_State *L = cfg->L;
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "scgilua.config");
+    if (pcall_traceback(L, 1, 1, out) != SG_OK)
+        return;
+    lua_getfield(L, -1, "summary");
+    lua_getfield(L, LUA_REGISTRYINDEX, "scgilua.cfg");
+    if (pcall_traceback(L, 1, 1, out) == SG_OK) {
+        size_t n = lua_type(L, -1) == LUA_TTABLE ? lua_objlen(L, -1) : 0;
+        for (size_t i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, (int)i);
+            sg_buf_appendf(out, "%s\n", lua_tostring(L, -1) ? lua_tostring(L, -1) : "");
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* ---- hooks ---- */
+
+void sg_hook_ctx_init(sg_hook_ctx *ctx, sg_config *cfg, const sg_request *req,
+                      const char *remote_addr, int remote_port)
+{
+    ctx->cfg = cfg;
+    ctx->req = req;
+    ctx->remote_addr = remote_addr;
+    ctx->remote_port = remote_port;
+    ctx->table_ref = LUA_NOREF;
+}
+
+void sg_hook_ctx_release(sg_hook_ctx *ctx)
+{
+    if (ctx->table_ref != LUA_NOREF && ctx->cfg)
+        luaL_unref(ctx->cfg->L, LUA_REGISTRYINDEX, ctx->table_ref);
+    ctx->table_ref = LUA_NOREF;
+}
+
+/* Pushes the req table (SPEC §3.2), building it on first use. */
+static void push_req(sg_hook_ctx *ctx)
+{
+    lua_State *L = ctx->cfg->L;
+    if (ctx->table_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->table_ref);
+        return;
+    }
+    const sg_request *r = ctx->req;
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, r->method);
+    lua_setfield(L, -2, "method");
+    lua_pushlstring(L, r->uri, r->uri_len_view);
+    lua_setfield(L, -2, "uri");
+    lua_pushlstring(L, r->path, r->path_len);
+    lua_setfield(L, -2, "path");
+    lua_pushlstring(L, r->query, r->query_len);
+    lua_setfield(L, -2, "query");
+    lua_pushstring(L, ctx->remote_addr);
+    lua_setfield(L, -2, "remote_addr");
+    lua_pushinteger(L, ctx->remote_port);
+    lua_setfield(L, -2, "remote_port");
+    if (r->host)
+        lua_pushlstring(L, r->host, r->host_len);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, "host");
+    lua_createtable(L, 0, (int)r->nheaders);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const sg_req_header *h = &r->headers[i];
+        char lname[256];
+        size_t n = h->name_len < sizeof lname ? h->name_len : sizeof lname - 1;
+        for (size_t j = 0; j < n; j++)
+            lname[j] = (char)((h->name[j] >= 'A' && h->name[j] <= 'Z') ? h->name[j] + 32
+                                                                        : h->name[j]);
+        lua_pushlstring(L, lname, n);
+        lua_rawget(L, -2);
+        if (lua_isstring(L, -1)) { /* repeated: join with ", " */
+            lua_pushstring(L, ", ");
+            lua_pushlstring(L, h->value, h->value_len);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, h->value, h->value_len);
+        }
+        lua_pushlstring(L, lname, n);
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, "headers");
+    lua_pushvalue(L, -1);
+    ctx->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static bool prefix_match(const sg_route *rt, const sg_request *r)
+{
+    return !rt->path || (r->path_len >= rt->path_len &&
+                         memcmp(r->path, rt->path, rt->path_len) == 0);
+}
+
+int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
+                        const sg_route **redirect_slash, sg_buf *err)
+{
+    const sg_config *cfg = ctx->cfg;
+    const sg_request *r = ctx->req;
+    lua_State *L = cfg->L;
+    *route = NULL;
+    *redirect_slash = NULL;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const sg_route *rt = &cfg->routes[i];
+        if (!prefix_match(rt, r)) {
+            /* "/code" for "/code/": remember the first such route for a 301 */
+            if (!*redirect_slash && rt->path && rt->path_len > 1 &&
+                rt->path[rt->path_len - 1] == '/' && r->path_len == rt->path_len - 1 &&
+                memcmp(r->path, rt->path, r->path_len) == 0)
+                *redirect_slash = rt;
+            continue;
+        }
+        if (rt->match_pattern) {
+            lua_getglobal(L, "string");
+            lua_getfield(L, -1, "find");
+            lua_remove(L, -2);
+            lua_pushlstring(L, r->path, r->path_len);
+            lua_pushstring(L, rt->match_pattern);
+            if (pcall_traceback(L, 2, 1, err) != SG_OK)
+                return SG_ERR;
+            bool ok = !lua_isnil(L, -1);
+            lua_pop(L, 1);
+            if (!ok)
+                continue;
+        } else if (rt->match_ref != LUA_NOREF) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, rt->match_ref);
+            push_req(ctx);
+            if (pcall_traceback(L, 1, 1, err) != SG_OK)
+                return SG_ERR;
+            bool ok = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+            if (!ok)
+                continue;
+        }
+        *route = rt;
+        *redirect_slash = NULL;
+        return SG_OK;
+    }
+    return SG_OK;
+}
+
+int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body,
+                  sg_buf *err)
+{
+    lua_State *L = ctx->cfg->L;
+    *status = 0;
+    if (route->access_ref == LUA_NOREF)
+        return SG_OK;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, route->access_ref);
+    push_req(ctx);
+    if (pcall_traceback(L, 1, 2, err) != SG_OK)
+        return SG_ERR;
+    if (lua_type(L, -2) == LUA_TNUMBER) {
+        int st = (int)lua_tointeger(L, -2);
+        if (st < 100 || st > 599) {
+            sg_buf_appendf(err, "access hook returned an invalid status %d", st);
+            lua_pop(L, 2);
+            return SG_ERR;
+        }
+        *status = st;
+        size_t len;
+        const char *b = lua_tolstring(L, -1, &len);
+        if (b)
+            sg_buf_append(body, b, len);
+    } else if (!lua_isnil(L, -2)) {
+        sg_buf_appendf(err, "access hook returned a %s, expected nothing or a status",
+                       lua_typename(L, lua_type(L, -2)));
+        lua_pop(L, 2);
+        return SG_ERR;
+    }
+    lua_pop(L, 2);
+    return SG_OK;
+}
+
+int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present,
+               sg_buf *err)
+{
+    lua_State *L = ctx->cfg->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, e->fn_ref);
+    push_req(ctx);
+    if (pcall_traceback(L, 1, 1, err) != SG_OK)
+        return SG_ERR;
+    *present = false;
+    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+        size_t len;
+        const char *v = lua_tolstring(L, -1, &len);
+        sg_buf_append(value, v, len);
+        *present = true;
+    } else if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
+        sg_buf_appendf(err, "env.%s returned a %s, expected a string or nil", e->name,
+                       lua_typename(L, lua_type(L, -1)));
+        lua_pop(L, 1);
+        return SG_ERR;
+    }
+    lua_pop(L, 1);
+    return SG_OK;
+}

@@ -1,0 +1,62 @@
+/*
+ * lua_bridge.h: everything that touches the Lua C API. Loads a config file into a fresh
+ * LuaJIT state through lua/scgilua/config.lua (which validates and normalises it) and turns
+ * the result into an sg_config; runs per-request hooks (match, access, env functions) in
+ * protected mode with a traceback, so a failing hook costs one request, never the process.
+ * Hooks only run for routes that have them: plain prefix routing never enters Lua.
+ */
+#ifndef SG_LUA_BRIDGE_H
+#define SG_LUA_BRIDGE_H
+
+#include <stdbool.h>
+
+#include "buf.h"
+#include "config.h"
+#include "request.h"
+
+/**
+ * Loads and validates `file`. On success returns a config with one reference. On failure
+ * returns NULL and appends the complete, user-facing report (every problem, one per line,
+ * starting "scgi-lua: invalid configuration in FILE") to `report`. Does not log.
+ */
+sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned generation,
+                          sg_buf *report);
+sg_config *sg_config_ref(sg_config *cfg);
+void sg_config_unref(sg_config *cfg);
+/** Appends the `-t` summary (one line per route) to `out`. */
+void sg_config_summary(sg_config *cfg, sg_buf *out);
+
+/** What hooks may read about the request; the Lua table is built on first use. */
+typedef struct sg_hook_ctx {
+    sg_config *cfg;          /* borrowed */
+    const sg_request *req;   /* borrowed */
+    const char *remote_addr; /* borrowed */
+    int remote_port;
+    int table_ref;           /* LUA_NOREF until built */
+} sg_hook_ctx;
+
+void sg_hook_ctx_init(sg_hook_ctx *ctx, sg_config *cfg, const sg_request *req,
+                      const char *remote_addr, int remote_port);
+void sg_hook_ctx_release(sg_hook_ctx *ctx);
+
+/**
+ * Route selection: the first route whose path prefix and match both hold. Returns SG_OK
+ * with *route set (NULL: none matched, *redirect_slash set when the path equals a route
+ * prefix without its trailing slash), or SG_ERR with a hook error in `err` (logged by the
+ * caller; the request gets a 500).
+ */
+int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
+                        const sg_route **redirect_slash, sg_buf *err);
+
+/** Runs route.access. *status = 0 to go on; else the status and an optional body. */
+int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body,
+                  sg_buf *err);
+
+/**
+ * Evaluates an env function. Returns SG_OK with the value appended to `value` and
+ * *present = true, or *present = false when it returned nil/false; SG_ERR on a Lua error.
+ */
+int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present,
+               sg_buf *err);
+
+#endif

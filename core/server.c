@@ -1,0 +1,384 @@
+/*
+ * server.c: listening sockets, the accept loop, signals and the config generation in use.
+ * Accepting is bounded: at limits.connections, or when the process runs out of descriptors
+ * (EMFILE), the listeners are paused and resumed by a timer or when a connection closes,
+ * so a full server neither spins nor drops its queue. Connections are freed from an
+ * ev_check sweep, never inside their own callbacks.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "lua_bridge.h"
+
+typedef struct sg_listener {
+    ev_io io;
+    int fd;
+    sg_server *server;
+    char *text;      /* owned */
+    char *unix_path; /* owned; unlinked on close */
+} sg_listener;
+
+struct sg_server {
+    struct ev_loop *loop;
+    sg_config *cfg;           /* current generation (one reference) */
+    char *lua_dir;            /* owned */
+    sg_listener *listeners;   /* owned */
+    size_t nlisteners;
+    sg_conn *conns;           /* live connections */
+    sg_conn *dead;            /* closed, waiting for the sweep */
+    size_t nconns;
+    bool accept_paused, stopping;
+    int exit_status;
+    unsigned generation;
+    ev_signal sigterm, sigint, sighup;
+    ev_check sweep;
+    ev_timer resume_accept, shutdown_timer;
+    ev_stat watch;
+    time_t date_sec;
+    char date[64];
+};
+
+struct ev_loop *sg_server_loop(sg_server *s)
+{
+    return s->loop;
+}
+
+sg_config *sg_server_config(sg_server *s)
+{
+    return s->cfg;
+}
+
+bool sg_server_stopping(sg_server *s)
+{
+    return s->stopping;
+}
+
+const char *sg_server_date(sg_server *s)
+{
+    time_t now = (time_t)ev_now(s->loop);
+    if (now != s->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        s->date_sec = now;
+    }
+    return s->date;
+}
+
+static void set_accepting(sg_server *s, bool on)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        if (on)
+            ev_io_start(s->loop, &s->listeners[i].io);
+        else
+            ev_io_stop(s->loop, &s->listeners[i].io);
+    }
+    s->accept_paused = !on;
+}
+
+static void maybe_finish_stop(sg_server *s)
+{
+    if (s->stopping && s->nconns == 0)
+        ev_break(s->loop, EVBREAK_ALL);
+}
+
+void sg_server_conn_closed(sg_server *s, sg_conn *c)
+{
+    sg_conn_unlink(c, &s->conns);
+    s->nconns--;
+    if (s->accept_paused && !s->stopping && !ev_is_active(&s->resume_accept))
+        set_accepting(s, true);
+    maybe_finish_stop(s);
+}
+
+void sg_server_defer_free(sg_server *s, sg_conn *c)
+{
+    sg_conn_link(c, &s->dead);
+}
+
+static void on_sweep(struct ev_loop *loop, ev_check *w, int revents)
+{
+    sg_server *s = SG_CONTAINER_OF(w, sg_server, sweep);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    while (s->dead) {
+        sg_conn *c = s->dead;
+        sg_conn_unlink(c, &s->dead);
+        sg_conn_free(c);
+    }
+}
+
+static void on_resume_accept(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    sg_server *s = SG_CONTAINER_OF(w, sg_server, resume_accept);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    if (!s->stopping && s->nconns < s->cfg->limits.connections)
+        set_accepting(s, true);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    sg_listener *l = SG_CONTAINER_OF(w, sg_listener, io);
+    sg_server *s = l->server;
+    SG_UNUSED(revents);
+    /* a bounded batch per wakeup keeps one busy listener from starving the others */
+    for (int i = 0; i < 64; i++) {
+        if (s->nconns >= s->cfg->limits.connections) {
+            sg_log_warn(0, "limits.connections (%zu) reached, pausing accept",
+                        s->cfg->limits.connections);
+            set_accepting(s, false);
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                sg_log_error(errno, "accept on %s failed, pausing accept for 100 ms", l->text);
+                set_accepting(s, false);
+                ev_timer_set(&s->resume_accept, 0.1, 0.);
+                ev_timer_start(loop, &s->resume_accept);
+                return;
+            }
+            sg_log_error(errno, "accept on %s failed", l->text);
+            return;
+        }
+        if (peer.ss_family != AF_UNIX) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        sg_conn *c = sg_conn_new(s, fd, (struct sockaddr *)&peer, plen, l->text);
+        sg_conn_link(c, &s->conns);
+        s->nconns++;
+    }
+}
+
+static int open_listener(sg_server *s, const sg_listen *ls, sg_listener *l, char err[SG_ERR_LEN])
+{
+    int fd = socket(ls->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, SG_ERR_LEN, "socket for %s: %s", ls->text, strerror(errno));
+        return SG_ERR;
+    }
+    int one = 1;
+    if (!ls->is_unix) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (ls->addr.ss_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    } else {
+        /* a stale socket file from a previous run would make bind fail */
+        struct stat st;
+        if (stat(ls->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
+            unlink(ls->unix_path);
+    }
+    if (bind(fd, (const struct sockaddr *)&ls->addr, ls->addrlen) != 0 || listen(fd, 511) != 0) {
+        snprintf(err, SG_ERR_LEN, "cannot listen on %s: %s", ls->text, strerror(errno));
+        close(fd);
+        return SG_ERR;
+    }
+    l->fd = fd;
+    l->server = s;
+    l->unix_path = ls->is_unix ? sg_xstrdup(ls->unix_path) : NULL;
+    /* report the real port when the config asked for port 0 (tests do) */
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    char text[128];
+    snprintf(text, sizeof text, "%s", ls->text);
+    if (!ls->is_unix && getsockname(fd, (struct sockaddr *)&bound, &blen) == 0) {
+        int port = bound.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&bound)->sin_port)
+                                              : ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        char *colon = strrchr(text, ':');
+        if (colon)
+            snprintf(colon + 1, sizeof text - (size_t)(colon + 1 - text), "%d", port);
+    }
+    l->text = sg_xstrdup(text);
+    ev_io_init(&l->io, on_accept, fd, EV_READ);
+    ev_io_start(s->loop, &l->io);
+    sg_log_info(0, "listening on %s", l->text);
+    return SG_OK;
+}
+
+int sg_server_listen(sg_server *s, char err[SG_ERR_LEN])
+{
+    s->listeners = sg_xcalloc(s->cfg->nlisten, sizeof *s->listeners);
+    for (size_t i = 0; i < s->cfg->nlisten; i++) {
+        if (open_listener(s, &s->cfg->listen[i], &s->listeners[i], err) != SG_OK)
+            return SG_ERR;
+        s->nlisteners++;
+    }
+    return SG_OK;
+}
+
+static void close_listeners(sg_server *s)
+{
+    for (size_t i = 0; i < s->nlisteners; i++) {
+        sg_listener *l = &s->listeners[i];
+        ev_io_stop(s->loop, &l->io);
+        close(l->fd);
+        if (l->unix_path)
+            unlink(l->unix_path);
+        free(l->unix_path);
+        free(l->text);
+    }
+    free(s->listeners);
+    s->listeners = NULL;
+    s->nlisteners = 0;
+}
+
+static void apply_logging(sg_config *cfg)
+{
+    sg_log_set_level((enum sg_log_level)cfg->log_level);
+    if (sg_access_log_open(cfg->access_log) != 0)
+        sg_log_error(errno, "cannot open the access log %s", cfg->access_log);
+}
+
+static void reload(sg_server *s, const char *why)
+{
+    sg_buf report;
+    sg_buf_init(&report);
+    ev_tstamp t0 = ev_time();
+    sg_config *cfg = sg_config_load(s->cfg->file, s->lua_dir, s->generation + 1, &report);
+    if (!cfg) {
+        /* the old generation keeps serving; print every problem, one log line each */
+        char *p = sg_buf_head(&report), *end = p + report.len;
+        while (p < end) {
+            char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            sg_log_error(0, "reload (%s) failed, keeping generation %u: %.*s", why,
+                         s->cfg->generation, (int)len, p);
+            p += len + 1;
+        }
+        sg_buf_free(&report);
+        return;
+    }
+    sg_buf_free(&report);
+    s->generation++;
+    sg_log_info(0, "reloaded %s (%s): generation %u -> %u, %zu routes, %zu balancers, %.1f ms",
+                cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes,
+                cfg->nbalancers, (ev_time() - t0) * 1000);
+    sg_config_unref(s->cfg);
+    s->cfg = cfg;
+    apply_logging(cfg);
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    sg_server *s = SG_CONTAINER_OF(w, sg_server, sighup);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    reload(s, "SIGHUP");
+}
+
+static void on_file_change(struct ev_loop *loop, ev_stat *w, int revents)
+{
+    sg_server *s = SG_CONTAINER_OF(w, sg_server, watch);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    if (w->attr.st_nlink == 0)
+        return; /* removed (an editor's rename in progress): wait for the new file */
+    reload(s, "file changed");
+}
+
+static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    sg_server *s = SG_CONTAINER_OF(w, sg_server, shutdown_timer);
+    SG_UNUSED(revents);
+    sg_log_warn(0, "timeouts.shutdown reached with %zu connections open, exiting", s->nconns);
+    s->exit_status = 0;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    sg_server *s = w->signum == SIGTERM ? SG_CONTAINER_OF(w, sg_server, sigterm)
+                                        : SG_CONTAINER_OF(w, sg_server, sigint);
+    SG_UNUSED(revents);
+    if (s->stopping) {
+        sg_log_warn(0, "second stop signal, exiting now with %zu connections open", s->nconns);
+        s->exit_status = 1;
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    sg_log_info(0, "stopping: no new connections, finishing %zu open ones (up to %.0f s)",
+                s->nconns, s->cfg->timeouts.shutdown);
+    s->stopping = true;
+    close_listeners(s);
+    ev_timer_stop(loop, &s->resume_accept);
+    ev_stat_stop(loop, &s->watch);
+    ev_signal_stop(loop, &s->sighup);
+    for (sg_conn *c = s->conns, *next; c; c = next) {
+        next = sg_conn_next(c);
+        sg_conn_shutdown(c);
+    }
+    ev_timer_set(&s->shutdown_timer, s->cfg->timeouts.shutdown, 0.);
+    ev_timer_start(loop, &s->shutdown_timer);
+    maybe_finish_stop(s);
+}
+
+sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir)
+{
+    sg_server *s = sg_xcalloc(1, sizeof *s);
+    s->loop = loop;
+    s->cfg = cfg;
+    s->generation = cfg->generation;
+    s->lua_dir = sg_xstrdup(lua_dir);
+    apply_logging(cfg);
+    ev_check_init(&s->sweep, on_sweep);
+    ev_check_start(loop, &s->sweep);
+    ev_init(&s->resume_accept, on_resume_accept);
+    ev_init(&s->shutdown_timer, on_shutdown_timeout);
+    ev_signal_init(&s->sigterm, on_stop_signal, SIGTERM);
+    ev_signal_init(&s->sigint, on_stop_signal, SIGINT);
+    ev_signal_init(&s->sighup, on_sighup, SIGHUP);
+    ev_signal_start(loop, &s->sigterm);
+    ev_signal_start(loop, &s->sigint);
+    ev_signal_start(loop, &s->sighup);
+    /* polling stat is portable and catches rename-over saves; 1 s keeps us inside 2 s */
+    ev_stat_init(&s->watch, on_file_change, cfg->file, 1.0);
+    ev_stat_start(loop, &s->watch);
+    return s;
+}
+
+int sg_server_run(sg_server *s)
+{
+    ev_run(s->loop, 0);
+    return s->exit_status;
+}
+
+void sg_server_free(sg_server *s)
+{
+    if (!s)
+        return;
+    s->stopping = true;
+    while (s->conns)
+        sg_conn_close(s->conns); /* moves it to the dead list */
+    while (s->dead) {
+        sg_conn *c = s->dead;
+        sg_conn_unlink(c, &s->dead);
+        sg_conn_free(c);
+    }
+    close_listeners(s);
+    ev_check_stop(s->loop, &s->sweep);
+    ev_stat_stop(s->loop, &s->watch);
+    sg_config_unref(s->cfg);
+    free(s->lua_dir);
+    free(s);
+}

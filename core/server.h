@@ -1,0 +1,37 @@
+/*
+ * server.h: sg_server owns the event loop, the listening sockets, the current config
+ * generation and the set of live connections. It accepts (bounded by limits.connections,
+ * pausing on EMFILE instead of spinning), reloads the config on SIGHUP or file change, and
+ * stops gracefully on SIGTERM/SIGINT. It knows nothing about HTTP; conn.c does.
+ */
+#ifndef SG_SERVER_H
+#define SG_SERVER_H
+
+#include <ev.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "util.h"
+
+typedef struct sg_server sg_server;
+typedef struct sg_conn sg_conn;
+
+/** Takes over `cfg` (one reference). Does not listen yet. */
+sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir);
+/** Opens every listen address of the config. Fills err on failure. */
+int sg_server_listen(sg_server *s, char err[SG_ERR_LEN]);
+/** Runs the loop until a graceful stop completes; returns the exit status. */
+int sg_server_run(sg_server *s);
+void sg_server_free(sg_server *s);
+
+/* for conn.c */
+struct ev_loop *sg_server_loop(sg_server *s);
+sg_config *sg_server_config(sg_server *s);
+bool sg_server_stopping(sg_server *s);
+/** "Date: ..." value for the current second (cached). */
+const char *sg_server_date(sg_server *s);
+void sg_server_conn_closed(sg_server *s, sg_conn *c);
+/** Queues `c` to be freed after the current callbacks return. */
+void sg_server_defer_free(sg_server *s, sg_conn *c);
+
+#endif

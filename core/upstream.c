@@ -1,0 +1,556 @@
+/*
+ * upstream.c: the backend side of a request. One new connection per request (SCGI closes
+ * after each response): build the variables, connect without blocking, send the netstring
+ * and the body as the client supplies it, and read the response at the same time, so a
+ * backend that answers early (and stops reading) still has its answer relayed. The read
+ * side parses the CGI head, then moves body bytes into the client's output buffer, framing
+ * them (length, chunked, or until close); a full output buffer pauses backend reads.
+ */
+#include "conn_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+void sg_conn_kick(sg_conn *c);
+
+static struct ev_loop *loop_of(sg_conn *c)
+{
+    return sg_server_loop(c->server);
+}
+
+/* ---- the variable set (SPEC §4) ---- */
+
+static bool dropped_header(const char *n, size_t len, bool pass_auth)
+{
+    static const char *names[] = { "Proxy", "Content-Length", "Content-Type", "Connection",
+                                   "Keep-Alive", "TE", "Transfer-Encoding", "Upgrade",
+                                   "Proxy-Connection", "Trailer" };
+    for (size_t i = 0; i < SG_ARRAY_LEN(names); i++)
+        if (sg_strieq(n, len, names[i]))
+            return true;
+    if (!pass_auth && (sg_strieq(n, len, "Authorization") || sg_strieq(n, len, "Proxy-Authorization")))
+        return true;
+    return false;
+}
+
+static void set_num(sg_scgi_vars *v, const char *name, long long n)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%lld", n);
+    sg_scgi_set_str(v, name, s);
+}
+
+static int build_vars(sg_conn *c, const sg_backend *be)
+{
+    const sg_request *r = &c->req;
+    const sg_route *rt = c->route;
+    sg_scgi_vars *v = &c->vars;
+    sg_scgi_vars_reset(v);
+    sg_scgi_set_str(v, "REQUEST_METHOD", r->method);
+    sg_scgi_set(v, "REQUEST_URI", 11, r->uri, r->uri_len_view);
+    sg_scgi_set(v, "QUERY_STRING", 12, r->query, r->query_len);
+    if (rt->pathinfo) {
+        /* SCRIPT_NAME = route prefix without its slash; PATH_INFO = pass path + the rest */
+        size_t plen = rt->path ? rt->path_len : 0;
+        while (plen > 0 && rt->path[plen - 1] == '/')
+            plen--;
+        sg_scgi_set(v, "SCRIPT_NAME", 11, rt->path ? rt->path : "", plen);
+        const char *rest = r->path + (plen <= r->path_len ? plen : r->path_len);
+        size_t ulen = strlen(be->url_path);
+        while (ulen > 0 && be->url_path[ulen - 1] == '/')
+            ulen--;
+        sg_buf pi;
+        sg_buf_init(&pi);
+        sg_buf_append(&pi, be->url_path, ulen);
+        if (rest[0] != '/')
+            sg_buf_append(&pi, "/", 1);
+        sg_buf_append_str(&pi, rest);
+        sg_scgi_set(v, "PATH_INFO", 9, sg_buf_head(&pi), pi.len);
+        sg_buf_free(&pi);
+    } else {
+        sg_scgi_set(v, "SCRIPT_NAME", 11, r->path, r->path_len);
+    }
+    sg_scgi_set_str(v, "SERVER_PROTOCOL", r->http_minor ? "HTTP/1.1" : "HTTP/1.0");
+    if (r->host && r->host_len)
+        sg_scgi_set(v, "SERVER_NAME", 11, r->host, r->host_len);
+    else
+        sg_scgi_set_str(v, "SERVER_NAME", c->server_addr);
+    set_num(v, "SERVER_PORT", c->server_port);
+    sg_scgi_set_str(v, "SERVER_ADDR", c->server_addr);
+    sg_scgi_set_str(v, "SERVER_SOFTWARE", SG_SOFTWARE);
+    sg_scgi_set_str(v, "REMOTE_ADDR", c->remote_addr);
+    set_num(v, "REMOTE_PORT", c->remote_port);
+    sg_scgi_set_str(v, "REQUEST_SCHEME", "http");
+    sg_scgi_set_str(v, "GATEWAY_INTERFACE", "CGI/1.1");
+    if (r->content_type)
+        sg_scgi_set_str(v, "CONTENT_TYPE", r->content_type);
+    char name[5 + 256 + 1];
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const sg_req_header *h = &r->headers[i];
+        if (h->name_len > 256 || dropped_header(h->name, h->name_len, rt->pass_auth))
+            continue;
+        size_t nlen = sg_scgi_http_name(h->name, h->name_len, name);
+        if (!nlen)
+            continue; /* underscores or other characters: never let them alias a CGI name */
+        sg_scgi_join(v, name, nlen, h->value, h->value_len,
+                     sg_strieq(h->name, h->name_len, "Cookie") ? "; " : ", ");
+    }
+    sg_buf val, err;
+    sg_buf_init(&val);
+    sg_buf_init(&err);
+    int rc = SG_OK;
+    for (size_t i = 0; i < rt->nenv; i++) {
+        const sg_env_entry *e = &rt->env[i];
+        if (e->fn_ref != -2 /* LUA_NOREF */ && !e->value) {
+            bool present;
+            sg_buf_reset(&val);
+            if (sg_lua_env(&c->hook, e, &val, &present, &err) != SG_OK) {
+                sg_conn_log_route(c, SG_LOG_ERROR, "env.%s hook failed: %.*s", e->name,
+                                  (int)err.len, sg_buf_head(&err));
+                rc = SG_ERR;
+                break;
+            }
+            if (present)
+                sg_scgi_set(v, e->name, e->name_len, sg_buf_head(&val), val.len);
+            else
+                sg_scgi_remove(v, e->name, e->name_len);
+        } else if (e->value) {
+            sg_scgi_set(v, e->name, e->name_len, e->value, e->value_len);
+        } else {
+            sg_scgi_remove(v, e->name, e->name_len);
+        }
+    }
+    sg_buf_free(&val);
+    sg_buf_free(&err);
+    return rc;
+}
+
+/* Smooth weighted round-robin (nginx, Apache byrequests): a 5:1:1 set gives a a b a c a a. */
+static const sg_backend *pick_member(sg_balancer *b)
+{
+    int total = 0;
+    sg_member *best = NULL;
+    for (size_t i = 0; i < b->nmembers; i++) {
+        sg_member *m = &b->members[i];
+        m->lbstatus += m->loadfactor;
+        total += m->loadfactor;
+        if (!best || m->lbstatus > best->lbstatus)
+            best = m;
+    }
+    if (!best)
+        return NULL;
+    best->lbstatus -= total;
+    return &best->be;
+}
+
+/* ---- connection ---- */
+
+static void on_up_read(struct ev_loop *loop, ev_io *w, int revents);
+static void on_up_write(struct ev_loop *loop, ev_io *w, int revents);
+
+void sg_upstream_init(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    u->fd = -1;
+    u->phase = SG_UP_IDLE;
+    sg_buf_init(&u->req);
+    sg_buf_init(&u->head);
+    ev_init(&u->rio, on_up_read);
+    ev_init(&u->wio, on_up_write);
+}
+
+void sg_upstream_close(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    if (u->fd >= 0) {
+        ev_io_stop(loop_of(c), &u->rio);
+        ev_io_stop(loop_of(c), &u->wio);
+        close(u->fd);
+        u->fd = -1;
+    }
+    if (u->phase != SG_UP_IDLE && u->phase != SG_UP_DONE && c->req.has_body && !c->body_complete) {
+        /* the rest of the client's body has nowhere to go */
+        c->body_discard = true;
+        c->close_after = true;
+    }
+    if (u->phase != SG_UP_IDLE)
+        u->phase = SG_UP_DONE;
+    sg_buf_reset(&u->req);
+    sg_buf_reset(&u->head);
+}
+
+static uint64_t body_length(const sg_conn *c)
+{
+    if (c->req.chunked)
+        return c->body_received;
+    return c->req.content_length > 0 ? (uint64_t)c->req.content_length : 0;
+}
+
+void sg_upstream_start(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    const sg_route *rt = c->route;
+    const sg_backend *be = rt->balancer ? pick_member(rt->balancer) : &rt->be;
+    if (!be) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "no usable backend, 503");
+        sg_conn_error(c, 503, "no backend");
+        return;
+    }
+    u->be = be;
+    u->head_scan = 0;
+    u->body_sent = 0;
+    u->write_closed = u->got_bytes = false;
+    u->body_len = body_length(c);
+    sg_buf_reset(&u->req);
+    sg_buf_reset(&u->head);
+    if (build_vars(c, be) != SG_OK) {
+        sg_conn_error(c, 500, "hook error");
+        return;
+    }
+    sg_scgi_encode(&c->vars, u->body_len, &u->req);
+
+    int fd = socket(be->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "cannot create a socket: %s, 503", strerror(errno));
+        sg_conn_error(c, 503, "socket");
+        return;
+    }
+    if (be->addr.ss_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    u->fd = fd;
+    u->phase = SG_UP_CONNECTING;
+    u->read_open = true;
+    c->t_up = ev_now(loop_of(c));
+    ev_io_set(&u->rio, fd, EV_READ);
+    ev_io_set(&u->wio, fd, EV_WRITE);
+    if (connect(fd, (const struct sockaddr *)&be->addr, be->addrlen) != 0) {
+        if (errno != EINPROGRESS) {
+            sg_conn_log_route(c, SG_LOG_ERROR, "connect to the backend failed: %s, 503",
+                              strerror(errno));
+            sg_conn_error(c, 503, "connect failed");
+            return;
+        }
+        return; /* on_up_write finishes the connect */
+    }
+    u->phase = SG_UP_SENDING;
+    sg_upstream_pump(c);
+}
+
+static void backend_stopped_reading(sg_conn *c, int err)
+{
+    sg_upstream *u = &c->up;
+    u->write_closed = true;
+    if (c->req.has_body && !c->body_complete) {
+        c->body_discard = true;
+        c->close_after = true;
+    }
+    sg_buf_reset(&c->body);
+    sg_log_debug(err, "backend %s stopped reading the request after %llu body bytes",
+                 u->be->text, (unsigned long long)u->body_sent);
+}
+
+/* Sends netstring and body bytes while the socket takes them. */
+void sg_upstream_pump(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    if (u->phase != SG_UP_SENDING || u->write_closed)
+        return;
+    for (;;) {
+        ssize_t n;
+        if (u->req.len || (c->spool_fd < 0 && c->body.len)) {
+            struct iovec iov[2];
+            int cnt = 0;
+            if (u->req.len)
+                iov[cnt++] = (struct iovec){ sg_buf_head(&u->req), u->req.len };
+            if (c->spool_fd < 0 && c->body.len)
+                iov[cnt++] = (struct iovec){ sg_buf_head(&c->body), c->body.len };
+            struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+            n = sendmsg(u->fd, &mh, MSG_NOSIGNAL);
+            if (n > 0) {
+                size_t k = (size_t)n, from_req = k < u->req.len ? k : u->req.len;
+                sg_buf_consume(&u->req, from_req);
+                k -= from_req;
+                sg_buf_consume(&c->body, k);
+                u->body_sent += k;
+            }
+        } else if (c->spool_fd >= 0 && u->body_sent < u->body_len) {
+            off_t off = (off_t)u->body_sent;
+            n = sendfile(u->fd, c->spool_fd, &off, (size_t)(u->body_len - u->body_sent));
+            if (n > 0)
+                u->body_sent += (uint64_t)n;
+        } else {
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            backend_stopped_reading(c, errno);
+            return;
+        }
+        c->t_up = ev_now(loop_of(c));
+    }
+    if (u->req.len == 0 && u->body_sent >= u->body_len) {
+        /* everything sent: half-close is not used, some SCGI servers treat it as abort */
+        u->phase = u->got_bytes ? u->phase : SG_UP_HEAD;
+        if (u->phase == SG_UP_SENDING)
+            u->phase = SG_UP_HEAD;
+    }
+    /* the body buffer drained: the client may send more */
+}
+
+static void on_up_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+    sg_conn *c = SG_CONTAINER_OF(w, sg_conn, up.wio);
+    sg_upstream *u = &c->up;
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    if (u->phase == SG_UP_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err) {
+            sg_conn_log_route(c, SG_LOG_ERROR, "connect to the backend failed: %s, 503",
+                              strerror(err));
+            sg_conn_error(c, 503, "connect failed");
+            sg_conn_kick(c);
+            return;
+        }
+        u->phase = SG_UP_SENDING;
+        c->t_up = ev_now(loop_of(c));
+    }
+    sg_upstream_pump(c);
+    sg_conn_kick(c);
+}
+
+/* ---- response ---- */
+
+static int emit_head(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    sg_cgi_head h;
+    const char *err = NULL;
+    const char *buf = sg_buf_head(&u->head);
+    if (sg_cgi_parse(buf, u->head_scan, &h, &err) != SG_OK) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "malformed response head from the backend (%s), 502",
+                          err);
+        sg_conn_error(c, 502, "bad response");
+        return SG_ERR;
+    }
+    int st = h.status;
+    c->resp_no_body = c->req.head_only || st < 200 || st == 204 || st == 304;
+    if (c->resp_no_body && c->req.has_body && !c->body_complete)
+        c->close_after = true;
+    sg_conn_begin_response(c, st, h.reason, h.reason_len);
+    for (size_t i = 0; i < h.nheaders; i++) {
+        const sg_cgi_header *hd = &h.headers[i];
+        if (sg_strieq(hd->name, hd->name_len, "Date"))
+            continue; /* ours is added with the framing headers */
+        sg_conn_add_header(c, hd->name, hd->name_len, hd->value, hd->value_len);
+    }
+    sg_conn_end_head(c, (st == 204 || st == 304 || st < 200) ? 0 : h.content_length);
+    if (c->req.head_only || st == 204 || st == 304 || st < 200)
+        c->resp_remaining = 0;
+    u->phase = SG_UP_RELAY;
+    return SG_OK;
+}
+
+static void finish_response(sg_conn *c, bool eof)
+{
+    sg_upstream *u = &c->up;
+    if (c->resp_chunked)
+        sg_buf_append_str(&c->out, "0\r\n\r\n");
+    if (eof && c->resp_remaining > 0) {
+        sg_conn_log_route(c, SG_LOG_ERROR,
+                          "backend closed %lld bytes before its Content-Length, closing the client connection",
+                          (long long)c->resp_remaining);
+        c->close_after = true;
+    }
+    c->response_done = true;
+    u->phase = SG_UP_DONE;
+    sg_upstream_close(c);
+}
+
+/* Appends up to `len` body bytes to out with the chosen framing. */
+static void relay_bytes(sg_conn *c, const char *data, size_t len)
+{
+    if (c->resp_remaining >= 0 && (uint64_t)len > (uint64_t)c->resp_remaining)
+        len = (size_t)c->resp_remaining; /* a backend sending more than it announced */
+    if (len == 0)
+        return;
+    if (c->resp_chunked)
+        sg_buf_appendf(&c->out, "%zx\r\n", len);
+    sg_buf_append(&c->out, data, len);
+    if (c->resp_chunked)
+        sg_buf_append(&c->out, "\r\n", 2);
+    if (c->resp_remaining >= 0)
+        c->resp_remaining -= (int64_t)len;
+    c->bytes_out += len;
+}
+
+static void read_head(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    ssize_t n = sg_buf_read(&u->head, u->fd, SG_UP_HEAD_MAX + 1 - u->head.len > 16384
+                                                  ? 16384
+                                                  : SG_UP_HEAD_MAX + 1 - u->head.len);
+    if (n == SG_AGAIN)
+        return;
+    if (n <= 0) {
+        int e = n < 0 ? errno : 0;
+        sg_conn_log_route(c, SG_LOG_ERROR, "backend closed the connection %s%s%s, 502",
+                          u->head.len ? "in the middle of the response head" : "without a response",
+                          e ? ": " : "", e ? strerror(e) : "");
+        sg_conn_error(c, 502, "no response head");
+        return;
+    }
+    u->got_bytes = true;
+    c->t_up = ev_now(loop_of(c));
+    long end = sg_cgi_head_end(sg_buf_head(&u->head), u->head.len, &u->head_scan, SG_UP_HEAD_MAX);
+    if (end == SG_AGAIN)
+        return;
+    if (end == SG_ERR) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "backend response head larger than %d bytes, 502",
+                          SG_UP_HEAD_MAX);
+        sg_conn_error(c, 502, "head too large");
+        return;
+    }
+    u->head_scan = (size_t)end;
+    if (emit_head(c) != SG_OK)
+        return;
+    if (c->resp_remaining == 0) {
+        finish_response(c, false);
+        return;
+    }
+    relay_bytes(c, sg_buf_head(&u->head) + end, u->head.len - (size_t)end);
+    sg_buf_reset(&u->head);
+    if (c->resp_remaining == 0)
+        finish_response(c, false);
+}
+
+static void read_body(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    while (c->out.len < SG_OUT_MAX) {
+        size_t room = SG_OUT_MAX - c->out.len;
+        if (c->resp_remaining >= 0 && (uint64_t)room > (uint64_t)c->resp_remaining)
+            room = (size_t)c->resp_remaining;
+        ssize_t n;
+        if (!c->resp_chunked) {
+            n = sg_buf_read(&c->out, u->fd, room);
+            if (n > 0) {
+                if (c->resp_remaining >= 0)
+                    c->resp_remaining -= n;
+                c->bytes_out += (uint64_t)n;
+            }
+        } else {
+            /* read behind room for the chunk-size line, then slide the data next to it */
+            sg_buf_reserve(&c->out, room + 16);
+            char *t = sg_buf_tail(&c->out);
+            do
+                n = read(u->fd, t + 12, room);
+            while (n < 0 && errno == EINTR);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                n = SG_AGAIN;
+            else if (n < 0)
+                n = SG_ERR;
+            if (n > 0) {
+                char hdr[12];
+                int hl = snprintf(hdr, sizeof hdr, "%zx\r\n", (size_t)n);
+                memmove(t + hl, t + 12, (size_t)n);
+                memcpy(t, hdr, (size_t)hl);
+                memcpy(t + hl + n, "\r\n", 2);
+                c->out.len += (size_t)hl + (size_t)n + 2;
+                c->bytes_out += (uint64_t)n;
+            }
+        }
+        if (n == SG_AGAIN)
+            return;
+        if (n == 0 || n == SG_ERR) {
+            if (n == SG_ERR && c->resp_remaining != 0)
+                sg_log_debug(errno, "reading from backend %s", u->be->text);
+            finish_response(c, true);
+            return;
+        }
+        c->t_up = ev_now(loop_of(c));
+        if (c->resp_remaining == 0) {
+            finish_response(c, false);
+            return;
+        }
+    }
+}
+
+static void on_up_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+    sg_conn *c = SG_CONTAINER_OF(w, sg_conn, up.rio);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    if (c->up.phase == SG_UP_RELAY)
+        read_body(c);
+    else
+        read_head(c);
+    sg_conn_kick(c);
+}
+
+ev_tstamp sg_upstream_watch(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    struct ev_loop *loop = loop_of(c);
+    if (u->fd < 0 || u->phase == SG_UP_DONE || u->phase == SG_UP_IDLE) {
+        return 0;
+    }
+    bool want_write = u->phase == SG_UP_CONNECTING ||
+                      (u->phase == SG_UP_SENDING && !u->write_closed &&
+                       (u->req.len || c->body.len ||
+                        (c->spool_fd >= 0 && u->body_sent < u->body_len)));
+    bool want_read = u->phase != SG_UP_CONNECTING &&
+                     (u->phase != SG_UP_RELAY || c->out.len < SG_OUT_MAX);
+    if (want_write)
+        ev_io_start(loop, &u->wio);
+    else
+        ev_io_stop(loop, &u->wio);
+    if (want_read)
+        ev_io_start(loop, &u->rio);
+    else
+        ev_io_stop(loop, &u->rio);
+    if (u->phase == SG_UP_CONNECTING)
+        return c->t_up + c->cfg->timeouts.connect;
+    if (u->phase == SG_UP_RELAY && c->out.len >= SG_OUT_MAX)
+        return 0; /* the client is the slow side; the send timeout covers it */
+    if (!want_read && !want_write)
+        return 0;
+    return c->t_up + c->route->timeout;
+}
+
+void sg_upstream_timeout(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    if (u->phase == SG_UP_CONNECTING) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "connect to the backend timed out, 503");
+        sg_conn_error(c, 503, "connect timeout");
+    } else if (!c->response_started) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "backend sent no response head within %.3gs, 504",
+                          c->route->timeout);
+        sg_conn_error(c, 504, "backend timeout");
+    } else {
+        sg_conn_log_route(c, SG_LOG_ERROR, "backend stalled for %.3gs mid-response, closing",
+                          c->route->timeout);
+        sg_upstream_close(c);
+        sg_conn_close(c);
+    }
+}

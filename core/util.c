@@ -1,0 +1,57 @@
+/*
+ * util.c: allocation wrappers. Running out of memory is treated as fatal (as redis and h2o
+ * do): limits on headers, bodies and connections keep usage bounded, so OOM means the
+ * machine is in trouble and limping on would only corrupt state.
+ */
+#include "util.h"
+
+#include <stdio.h>
+#include <strings.h>
+
+static void oom(size_t n)
+{
+    fprintf(stderr, "scgi-lua: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *sg_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom(n);
+    return p;
+}
+
+void *sg_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom(n * size);
+    return p;
+}
+
+void *sg_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        oom(n);
+    return q;
+}
+
+char *sg_xstrndup(const char *s, size_t n)
+{
+    char *d = sg_xmalloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *sg_xstrdup(const char *s)
+{
+    return sg_xstrndup(s, strlen(s));
+}
+
+int sg_strieq(const char *a, size_t alen, const char *b)
+{
+    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
