@@ -373,6 +373,8 @@ static void dispatch(sg_conn *c)
         send_continue(c);
     } else {
         c->state = SG_CONN_PROXY;
+        if (r->has_body)
+            send_continue(c);
         sg_upstream_start(c);
     }
     sg_buf_free(&body);

@@ -43,7 +43,7 @@ struct sg_server {
     bool accept_paused, stopping;
     int exit_status;
     unsigned generation;
-    ev_signal sigterm, sigint, sighup;
+    ev_signal sigterm, sigint, sighup, sigusr1;
     ev_check sweep;
     ev_timer resume_accept, shutdown_timer;
     ev_stat watch;
@@ -287,6 +287,18 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
     reload(s, "SIGHUP");
 }
 
+/* logrotate: reopen the access log file under the same name */
+static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    sg_server *s = SG_CONTAINER_OF(w, sg_server, sigusr1);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    if (sg_access_log_open(s->cfg->access_log) != 0)
+        sg_log_error(errno, "SIGUSR1: cannot reopen the access log %s", s->cfg->access_log);
+    else
+        sg_log_info(0, "SIGUSR1: access log reopened");
+}
+
 static void on_file_change(struct ev_loop *loop, ev_stat *w, int revents)
 {
     sg_server *s = SG_CONTAINER_OF(w, sg_server, watch);
@@ -351,6 +363,8 @@ sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_d
     ev_signal_start(loop, &s->sigterm);
     ev_signal_start(loop, &s->sigint);
     ev_signal_start(loop, &s->sighup);
+    ev_signal_init(&s->sigusr1, on_sigusr1, SIGUSR1);
+    ev_signal_start(loop, &s->sigusr1);
     /* polling stat is portable and catches rename-over saves; 1 s keeps us inside 2 s */
     ev_stat_init(&s->watch, on_file_change, cfg->file, 1.0);
     ev_stat_start(loop, &s->watch);
