@@ -296,11 +296,38 @@ static void start_head(sg_conn *c)
     sg_http_start(&c->http, &c->req);
 }
 
+/*
+ * Closing a socket that still has unread client bytes makes the kernel send a reset, and a
+ * reset can destroy the response the client has not read yet (the early-answer case: a
+ * 403 while an upload is in flight). So shut the write side and drain for a while first,
+ * as nginx's lingering close does.
+ */
+static void conn_linger(sg_conn *c)
+{
+    end_request(c);
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        sg_conn_close(c);
+        return;
+    }
+    c->state = SG_CONN_LINGER;
+    c->response_done = false;
+    c->t_head = ev_now(sg_server_loop(c->server));
+    sg_buf_reset(&c->in);
+}
+
 static void finish_request(sg_conn *c)
 {
-    bool close_now = c->close_after || !c->req.keepalive || sg_server_stopping(c->server);
-    end_request(c);
+    bool body_left = c->req.has_body && !c->body_complete;
+    /* with body bytes left the next request cannot be found: close (after draining) */
+    bool close_now = c->close_after || body_left || !c->req.keepalive ||
+                     sg_server_stopping(c->server);
+    bool unread = body_left || c->in.len > 0;
     c->requests++;
+    if (close_now && unread && !c->read_eof) {
+        conn_linger(c);
+        return;
+    }
+    end_request(c);
     if (close_now) {
         sg_conn_close(c);
         return;
@@ -310,7 +337,7 @@ static void finish_request(sg_conn *c)
 
 static void send_continue(sg_conn *c)
 {
-    if (c->req.expect_continue && !c->sent_continue && c->in.len == 0) {
+    if (c->req.expect_continue && !c->sent_continue) {
         sg_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
         c->sent_continue = true;
     }
@@ -497,6 +524,8 @@ static void conn_run(sg_conn *c)
             finish_request(c);
             if (c->state == SG_CONN_CLOSING)
                 return;
+            if (c->state == SG_CONN_LINGER)
+                break;
             progress = true;
         }
         if (c->read_eof && c->state == SG_CONN_READ_HEAD) {
@@ -529,7 +558,9 @@ static ev_tstamp conn_deadline(sg_conn *c, int *what)
     ev_tstamp d = 0;
     *what = 0;
 #define CONSIDER(t, w) do { if ((t) > 0 && (d == 0 || (t) < d)) { d = (t); *what = (w); } } while (0)
-    if (c->state == SG_CONN_READ_HEAD) {
+    if (c->state == SG_CONN_LINGER) {
+        CONSIDER(c->t_head + SG_LINGER_TIME, 6);
+    } else if (c->state == SG_CONN_READ_HEAD) {
         if (c->http.head_bytes == 0 && c->in.len == 0 && c->requests > 0)
             CONSIDER(c->t_head + cfg->timeouts.keepalive, 1);
         else
@@ -556,6 +587,7 @@ static void conn_watch(sg_conn *c)
         want_read = c->in.len < SG_IN_MAX && !c->read_eof;
         break;
     case SG_CONN_SPOOL_BODY:
+    case SG_CONN_LINGER:
         want_read = !c->read_eof;
         break;
     case SG_CONN_PROXY:
@@ -625,6 +657,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     case 5:
         sg_upstream_timeout(c);
         break;
+    case 6:
+        sg_conn_close(c);
+        return;
     }
     conn_run(c);
 }
@@ -633,6 +668,13 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     sg_conn *c = SG_CONTAINER_OF(w, sg_conn, rio);
     SG_UNUSED(revents);
+    if (c->state == SG_CONN_LINGER) {
+        char sink[16384];
+        ssize_t r = read(c->fd, sink, sizeof sink);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+            sg_conn_close(c);
+        return;
+    }
     ssize_t n = sg_buf_read(&c->in, c->fd, 16384);
     if (n == SG_AGAIN)
         return;
@@ -722,7 +764,7 @@ void sg_conn_close(sg_conn *c)
     if (c->state == SG_CONN_CLOSING)
         return;
     struct ev_loop *loop = sg_server_loop(c->server);
-    if (c->cfg)
+    if (c->cfg && c->state != SG_CONN_LINGER)
         end_request(c);
     else
         sg_upstream_close(c);

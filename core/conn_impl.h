@@ -20,12 +20,14 @@
 #define SG_SPOOL_MEM (1024 * 1024) /* chunked bodies beyond this go to a temp file */
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
 #define SG_UP_HEAD_MAX (16 * 1024) /* backend response head limit (SPEC §5) */
+#define SG_LINGER_TIME 5.0       /* seconds to drain a client's unread body before closing */
 
 enum sg_conn_state {
     SG_CONN_READ_HEAD,  /* waiting for or parsing a request head */
     SG_CONN_SPOOL_BODY, /* buffering a chunked body before the SCGI request */
     SG_CONN_PROXY,      /* exchanging with the backend (upstream.c) */
     SG_CONN_LOCAL,      /* writing a response the gateway made itself */
+    SG_CONN_LINGER,     /* response sent, write side shut: draining an unread body */
     SG_CONN_CLOSING     /* unlinked; freed by the server's deferred sweep */
 };
 

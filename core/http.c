@@ -89,6 +89,8 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     sg_http *h = from_parser(p);
     sg_request *r = h->req;
+    if (h->head_done)
+        return 0; /* chunked trailer fields: not forwarded (SCGI has no place for them) */
     if (h->tok != SG_TOK_FIELD) {
         switch_token(h, SG_TOK_FIELD);
         if (r->nheaders == h->headers_limit)
@@ -110,6 +112,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     sg_http *h = from_parser(p);
     sg_request *r = h->req;
+    if (h->head_done)
+        return 0;
     sg_req_header *hd = &r->headers[r->nheaders - 1];
     if (h->tok != SG_TOK_VALUE) {
         switch_token(h, SG_TOK_VALUE);

@@ -370,11 +370,18 @@ static int emit_head(sg_conn *c)
     return SG_OK;
 }
 
-static void finish_response(sg_conn *c, bool eof)
+/* eof: the backend closed; failed: it reset or errored, so the body may be cut short */
+static void finish_response(sg_conn *c, bool eof, bool failed)
 {
     sg_upstream *u = &c->up;
-    if (c->resp_chunked)
+    if (failed && (c->resp_chunked || c->resp_until_close)) {
+        /* no final chunk: the client must not take a cut body for a complete one */
+        sg_conn_log_route(c, SG_LOG_ERROR, "backend connection failed mid-response (%s), closing the client connection",
+                          strerror(errno));
+        c->close_after = true;
+    } else if (c->resp_chunked) {
         sg_buf_append_str(&c->out, "0\r\n\r\n");
+    }
     if (eof && c->resp_remaining > 0) {
         sg_conn_log_route(c, SG_LOG_ERROR,
                           "backend closed %lld bytes before its Content-Length, closing the client connection",
@@ -434,13 +441,13 @@ static void read_head(sg_conn *c)
     if (emit_head(c) != SG_OK)
         return;
     if (c->resp_remaining == 0) {
-        finish_response(c, false);
+        finish_response(c, false, false);
         return;
     }
     relay_bytes(c, sg_buf_head(&u->head) + end, u->head.len - (size_t)end);
     sg_buf_reset(&u->head);
     if (c->resp_remaining == 0)
-        finish_response(c, false);
+        finish_response(c, false, false);
 }
 
 static void read_body(sg_conn *c)
@@ -482,14 +489,16 @@ static void read_body(sg_conn *c)
         if (n == SG_AGAIN)
             return;
         if (n == 0 || n == SG_ERR) {
-            if (n == SG_ERR && c->resp_remaining != 0)
-                sg_log_debug(errno, "reading from backend %s", u->be->text);
-            finish_response(c, true);
+            /* a reset while our request was still going out is the backend discarding
+             * the body it did not want (an early answer), not a cut response */
+            bool cut = n == SG_ERR && !u->write_closed && u->req.len == 0 &&
+                       u->body_sent >= u->body_len;
+            finish_response(c, true, cut);
             return;
         }
         c->t_up = ev_now(loop_of(c));
         if (c->resp_remaining == 0) {
-            finish_response(c, false);
+            finish_response(c, false, false);
             return;
         }
     }
