@@ -28,7 +28,7 @@ static int test_passed, test_failed, check_failures, case_mark;
 #define CHECK_INT(a, b) CHECK((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
 #define CHECK_STR(a, b) CHECK(strcmp((a), (b)) == 0, "\"%s\" != \"%s\"", (a), (b))
 #define CHECK_MEM(a, alen, b, blen)                                            \
-    CHECK((alen) == (blen) && memcmp((a), (b), (alen)) == 0, "%zu vs %zu bytes differ", (size_t)(alen), (size_t)(blen))
+    CHECK((alen) == (blen) && ((alen) == 0 || memcmp((a), (b), (alen)) == 0), "%zu vs %zu bytes differ", (size_t)(alen), (size_t)(blen))
 
 static int test_report(const char *suite)
 {

@@ -186,7 +186,7 @@ end
 function Backend:stop()
   unregister(self)
   if self.pid and not self.reaped then
-    proc.killpg(self.pid, "TERM")
+    proc.kill(self.pid, "TERM") -- it kills and reaps its children itself
     if not proc.wait(self.pid, 3) then
       proc.killpg(self.pid, "KILL")
       proc.wait(self.pid, 3)
@@ -408,7 +408,7 @@ end
 
 --- Start any other server process (e.g. a third-party SCGI server). argv: list; opts: ready =
 -- { host, port } or { unix } to poll until it accepts (10 s), cwd. Returns an object with
--- pid, :log(), :stop() (SIGTERM to its process group, then SIGKILL), :alive().
+-- pid, :log(), :stop() (SIGTERM, then SIGKILL to its process group), :alive().
 function helpers.start_process(argv, opts)
   opts = opts or {}
   local dir = proc.mkdtemp "proc"
@@ -416,11 +416,14 @@ function helpers.start_process(argv, opts)
   proc.write_file(log_path, "")
   local obj = { dir = dir, log_path = log_path }
   function obj.log() return proc.read_file(log_path) or "" end
-  function obj.alive() return not obj.how and not proc.try_wait(obj.pid) end
+  function obj.alive()
+    if not obj.reaped and proc.try_wait(obj.pid) then obj.reaped = true end
+    return not obj.reaped
+  end
   function obj.stop(o)
     unregister(o)
     if not o.reaped then
-      proc.killpg(o.pid, "TERM")
+      proc.kill(o.pid, "TERM")
       if not proc.wait(o.pid, 5) then
         proc.killpg(o.pid, "KILL")
         proc.wait(o.pid, 3)

@@ -13,6 +13,7 @@ package.path = here .. "/?.lua;" .. package.path
 local socket = require "socket"
 local unistd = require "posix.unistd"
 local wait = require "posix.sys.wait"
+local signal = require "posix.signal"
 local proc = require "proc"
 local scgi = require "scgi"
 local serialize = require "serialize"
@@ -178,15 +179,21 @@ local _, port = server:getsockname()
 proc.write_file_atomic(cfg.ready_file, serialize.chunk { port = tonumber(port), pid = unistd.getpid() })
 log("listening on %s", cfg.unix or ((cfg.host or "127.0.0.1") .. ":" .. tostring(port)))
 
+-- SIGTERM: kill and reap the per-connection children, then exit (no zombies left behind).
+local stopping = false
+signal.signal(signal.SIGTERM, function() stopping = true end)
+local children = {}
+
 server:settimeout(0.2)
 local seq = 0
-while true do
+while not stopping do
   local c = server:accept()
-  if c then
+  if c and not stopping then
     seq = seq + 1
     io.stderr:flush()
     local pid = unistd.fork()
     if pid == 0 then
+      signal.signal(signal.SIGTERM, signal.SIG_DFL)
       server:close()
       local ok, err = pcall(handle, c, seq)
       if not ok then log("request %d: %s", seq, tostring(err)) end
@@ -194,13 +201,21 @@ while true do
       io.stderr:flush()
       unistd._exit(0)
     elseif pid then
+      children[pid] = true
       c:close()
     else
       log("fork failed")
       c:close()
     end
+  elseif c then
+    c:close()
   end
   repeat
     local p = wait.wait(-1, wait.WNOHANG)
+    if p and p ~= 0 then children[p] = nil end
   until not p or p == 0
 end
+for pid in pairs(children) do signal.kill(pid, signal.SIGKILL) end
+for pid in pairs(children) do wait.wait(pid) end
+if cfg.unix then os.remove(cfg.unix) end
+os.exit(0)

@@ -122,6 +122,45 @@ describe("request bodies #integration", function()
   end)
 end)
 
+describe("request body streaming #integration", function()
+  local backend, gw
+
+  lazy_setup(function()
+    -- records the first 5 body bytes as soon as they arrive, then reads the rest and echoes it
+    backend = helpers.scgi_backend { handler = [[
+      function(req, sock)
+        local first = req:read_body(5)
+        local rest = sock:receive(tonumber(req.env.CONTENT_LENGTH) - 5) or ""
+        req.body = first .. rest
+        req:save()
+        send_all(sock, "Status: 200 OK\r\nContent-Length: " .. #req.body .. "\r\n\r\n" .. req.body)
+      end ]] }
+    gw = helpers.start_gateway { access_log = false, timeouts = { client_body = 5 },
+                                 routes = { { path = "/", pass = backend.url } } }
+  end)
+
+  lazy_teardown(function()
+    gw:stop()
+    backend:stop()
+  end)
+
+  it("forwards the first bytes of a Content-Length body before the rest arrives", function()
+    local c = assert(gw:connect())
+    finally(function() c:close() end)
+    assert(c:send "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello")
+    local rec = helpers.poll(function()
+      local r = backend:last_request()
+      return r and r.body == "hello" and r
+    end, 3)
+    assert.truthy(rec, "the backend did not get the first body bytes before the rest was sent")
+    assert.equal("11", rec.env.CONTENT_LENGTH)
+    assert(c:send " world")
+    local res = assert(c:read_response())
+    assert.equal(200, res.status)
+    assert.equal("hello world", res.body)
+  end)
+end)
+
 describe("request body limits #integration", function()
   local backend, gw
 

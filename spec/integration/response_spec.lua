@@ -50,6 +50,13 @@ describe("relaying the backend response #integration", function()
         sock:shutdown("send")
         req:read_body()
       end ]] }
+    backends.stream = helpers.scgi_backend { handler = [[
+      function(req, sock)
+        req:read_body()
+        send_all(sock, "Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst part\n")
+        sleep(1.5)
+        send_all(sock, "second part\n")
+      end ]] }
     backends.trickle = helpers.scgi_backend { handler = [[
       function(req, sock)
         req:read_body()
@@ -191,6 +198,21 @@ describe("relaying the backend response #integration", function()
       local res = get "/trickle/"
       assert.is_true(res.chunked)
       assert.equal("part1\npart2\npart3\npart4\npart5\n", res.body)
+    end)
+
+    it("streams the body: the first part reaches the client before the backend finishes", function()
+      local c = assert(gw:connect())
+      finally(function() c:close() end)
+      local t0 = helpers.now()
+      assert(c:send "GET /stream/ HTTP/1.1\r\nHost: x\r\n\r\n")
+      local seen = helpers.poll(function()
+        c:fill(helpers.now() + 0.05)
+        return c.buf:find("first part\n", 1, true)
+      end, 1.2)
+      assert.truthy(seen, "first part not relayed before the backend finished")
+      assert.is_true(helpers.now() - t0 < 1.4)
+      local res = assert(c:read_response { timeout = 5 })
+      assert.equal("first part\nsecond part\n", res.body)
     end)
 
     it("delimits the body by close for HTTP/1.0 clients", function()

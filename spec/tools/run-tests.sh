@@ -20,6 +20,10 @@ count() { # suite-name, output file
 }
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+# under SANITIZE=1 every gateway the specs start writes its reports here, checked at the end
+mkdir -p "$out/san"
+export ASAN_OPTIONS="log_path=$out/san/asan:detect_leaks=1:abort_on_error=0"
+export UBSAN_OPTIONS="log_path=$out/san/ubsan:print_stacktrace=1:halt_on_error=1"
 for t in "$@"; do
     name=$(basename "$t" .bin)
     ./"$t" >"$out/$name" 2>&1; cat "$out/$name"; count "$name" "$out/$name"
@@ -27,6 +31,11 @@ done
 luajit /usr/bin/busted -o plainTerminal >"$out/unit" 2>&1; cat "$out/unit"; count unit "$out/unit"
 luajit /usr/bin/busted -o plainTerminal --run=integration >"$out/integration" 2>&1
 cat "$out/integration"; count integration "$out/integration"
+if [ -n "$(ls "$out/san" 2>/dev/null)" ]; then
+    echo "sanitizer reports:"
+    cat "$out"/san/*
+    failed=$((failed + 1)); broken="$broken sanitizers"
+fi
 [ -z "$broken" ] || echo "failing suites:$broken"
 if [ "$skipped" -gt 0 ]; then
     echo "$passed passed, $failed failed, $skipped skipped"
