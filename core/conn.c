@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -190,6 +191,8 @@ void sg_conn_end_head(sg_conn *c, int64_t content_length)
     } else if (c->state != SG_CONN_PROXY || c->up.write_closed) {
         c->close_after = true; /* unread body: cannot find the next request reliably */
     }
+    if (c->redirect_cookies.len)
+        sg_buf_append(&c->out, sg_buf_head(&c->redirect_cookies), c->redirect_cookies.len);
     if (keep_alive(c)) {
         if (c->req.http_minor == 0)
             sg_buf_append_str(&c->out, "Connection: keep-alive\r\n");
@@ -243,6 +246,9 @@ static void access_log(sg_conn *c)
 {
     if (!sg_access_log_enabled() || !c->req.method)
         return;
+    const char *method = c->redirects ? c->orig_method : c->req.method;
+    const char *uri = c->redirects ? sg_buf_head(&c->orig_uri) : c->req.uri;
+    int uri_len = c->redirects ? (int)c->orig_uri.len : (int)c->req.uri_len_view;
     char tbuf[64];
     time_t now = time(NULL);
     struct tm tm;
@@ -253,7 +259,7 @@ static void access_log(sg_conn *c)
     sg_buf line;
     sg_buf_init(&line);
     sg_buf_appendf(&line, "%s - - [%s] \"%s %.*s HTTP/%d.%d\" %d %llu \"%.*s\" \"%.*s\" %.3f %s\n",
-                   c->remote_addr, tbuf, c->req.method, (int)c->req.uri_len_view, c->req.uri,
+                   c->remote_addr, tbuf, method, uri_len, uri,
                    c->req.http_major, c->req.http_minor, c->status,
                    (unsigned long long)c->bytes_out, ref ? (int)ref->value_len : 1,
                    ref ? ref->value : "-", ua ? (int)ua->value_len : 1, ua ? ua->value : "-",
@@ -268,6 +274,14 @@ static void end_request(sg_conn *c)
     access_log(c);
     sg_hook_ctx_release(&c->hook);
     sg_upstream_close(c);
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    c->file_left = 0;
+    c->redirects = 0;
+    sg_buf_reset(&c->redirect_cookies);
+    sg_buf_reset(&c->orig_uri);
     if (c->spool_fd >= 0) {
         close(c->spool_fd);
         c->spool_fd = -1;
@@ -343,13 +357,13 @@ static void send_continue(sg_conn *c)
     }
 }
 
-/* A complete head: route it and answer locally or start the backend exchange. */
-static void dispatch(sg_conn *c)
+/* Routes the request (a new one, or one an internal redirect retargeted) and starts it. */
+void sg_conn_route(sg_conn *c)
 {
     sg_request *r = &c->req;
-    c->cfg = sg_config_ref(sg_server_config(c->server));
-    c->t_start = ev_now(sg_server_loop(c->server));
+    sg_hook_ctx_release(&c->hook); /* a retargeted request needs a fresh req table */
     sg_hook_ctx_init(&c->hook, c->cfg, r, c->remote_addr, c->remote_port);
+    c->route = NULL;
     sg_buf err;
     sg_buf_init(&err);
     const sg_route *route, *slash;
@@ -381,6 +395,7 @@ static void dispatch(sg_conn *c)
     int status;
     sg_buf body;
     sg_buf_init(&body);
+    bool with_body = r->has_body && c->redirects == 0;
     if (sg_lua_access(&c->hook, route, &status, &body, &err) != SG_OK) {
         sg_conn_log_route(c, SG_LOG_ERROR, "access hook failed: %.*s", (int)err.len,
                           sg_buf_head(&err));
@@ -391,21 +406,30 @@ static void dispatch(sg_conn *c)
             reply(c, status, "text/plain", sg_buf_head(&body), body.len, NULL);
         else
             sg_conn_error(c, status, "access hook");
-    } else if (r->content_length > 0 && (uint64_t)r->content_length > c->cfg->limits.body_bytes) {
+    } else if (with_body && r->content_length > 0 &&
+               (uint64_t)r->content_length > c->cfg->limits.body_bytes) {
         sg_conn_log_route(c, SG_LOG_WARN, "request body of %lld bytes exceeds limits.body_bytes, 413",
                           (long long)r->content_length);
         sg_conn_error(c, 413, "body too large");
-    } else if (r->chunked) {
+    } else if (with_body && r->chunked) {
         c->state = SG_CONN_SPOOL_BODY;
         send_continue(c);
     } else {
         c->state = SG_CONN_PROXY;
-        if (r->has_body)
+        if (with_body)
             send_continue(c);
         sg_upstream_start(c);
     }
     sg_buf_free(&body);
     sg_buf_free(&err);
+}
+
+/* A complete head: take a reference on the config generation for the whole request. */
+static void dispatch(sg_conn *c)
+{
+    c->cfg = sg_config_ref(sg_server_config(c->server));
+    c->t_start = ev_now(sg_server_loop(c->server));
+    sg_conn_route(c);
 }
 
 /* Feeds buffered client bytes to the parser as the state allows. Returns true on progress. */
@@ -491,22 +515,54 @@ static bool conn_parse(sg_conn *c)
     }
 }
 
-/* Writes `out`; returns false if the connection was closed. */
-static bool conn_flush(sg_conn *c)
+/* Streams the X-Sendfile answer once the head is out; zero-copy, resumes on EAGAIN. */
+static bool send_file(sg_conn *c)
 {
-    if (c->out.len == 0)
-        return true;
-    ssize_t n = sg_buf_write(&c->out, c->fd);
-    if (n == SG_ERR) {
-        sg_log_debug(errno, "write to %s failed, closing", c->peer);
+    while (c->file_left > 0) {
+        size_t chunk = c->file_left > (1u << 30) ? (1u << 30) : (size_t)c->file_left;
+        ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, chunk);
+        if (n > 0) {
+            c->file_left -= (uint64_t)n;
+            c->bytes_out += (uint64_t)n;
+            c->t_write = ev_now(sg_server_loop(c->server));
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        /* 0: the file shrank under us; the promised length cannot be kept */
+        if (n == 0)
+            sg_conn_log_route(c, SG_LOG_ERROR, "sendfile target shrank while being sent, closing");
+        else
+            sg_log_debug(errno, "sendfile to %s failed, closing", c->peer);
         sg_conn_close(c);
         return false;
     }
-    if (n > 0) {
-        c->t_write = ev_now(sg_server_loop(c->server));
-        if (c->out.len == 0)
-            sg_buf_reset(&c->out);
+    close(c->file_fd);
+    c->file_fd = -1;
+    c->response_done = true;
+    return true;
+}
+
+/* Writes `out` (then any file body); returns false if the connection was closed. */
+static bool conn_flush(sg_conn *c)
+{
+    if (c->out.len) {
+        ssize_t n = sg_buf_write(&c->out, c->fd);
+        if (n == SG_ERR) {
+            sg_log_debug(errno, "write to %s failed, closing", c->peer);
+            sg_conn_close(c);
+            return false;
+        }
+        if (n > 0) {
+            c->t_write = ev_now(sg_server_loop(c->server));
+            if (c->out.len == 0)
+                sg_buf_reset(&c->out);
+        }
     }
+    if (c->out.len == 0 && c->file_fd >= 0)
+        return send_file(c);
     return true;
 }
 
@@ -568,7 +624,7 @@ static ev_tstamp conn_deadline(sg_conn *c, int *what)
     } else if (!c->body_complete && c->req.has_body && ev_is_active(&c->rio)) {
         CONSIDER(c->t_read + cfg->timeouts.client_body, 3);
     }
-    if (c->out.len)
+    if (c->out.len || c->file_left)
         CONSIDER(c->t_write + cfg->timeouts.send, 4);
     if (c->state == SG_CONN_PROXY) {
         ev_tstamp u = sg_upstream_watch(c);
@@ -600,7 +656,7 @@ static void conn_watch(sg_conn *c)
         break;
     }
     set_io(loop, &c->rio, want_read);
-    set_io(loop, &c->wio, c->out.len > 0);
+    set_io(loop, &c->wio, c->out.len > 0 || c->file_left > 0);
     int what;
     ev_tstamp d = conn_deadline(c, &what);
     if (d > 0) {
@@ -722,6 +778,7 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
     c->fd = fd;
     c->server = s;
     c->spool_fd = -1;
+    c->file_fd = -1;
     c->listen_text = listen_text;
     format_addr(peer, c->remote_addr, sizeof c->remote_addr, &c->remote_port);
     if (peer->sa_family == AF_INET6)
@@ -744,6 +801,8 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
     sg_buf_init(&c->in);
     sg_buf_init(&c->out);
     sg_buf_init(&c->body);
+    sg_buf_init(&c->redirect_cookies);
+    sg_buf_init(&c->orig_uri);
     sg_request_init(&c->req);
     sg_scgi_vars_init(&c->vars);
     const sg_config *cfg = sg_server_config(s);
@@ -785,6 +844,8 @@ void sg_conn_free(sg_conn *c)
     sg_buf_free(&c->in);
     sg_buf_free(&c->out);
     sg_buf_free(&c->body);
+    sg_buf_free(&c->redirect_cookies);
+    sg_buf_free(&c->orig_uri);
     sg_buf_free(&c->up.req);
     sg_buf_free(&c->up.head);
     sg_request_free(&c->req);

@@ -99,9 +99,21 @@ struct sg_conn {
     ev_tstamp t_up;           /* last backend progress */
     sg_upstream up;
     sg_scgi_vars vars;        /* owned; reused per request */
+
+    /* X-Sendfile answer being streamed (SPEC §7) */
+    int file_fd;              /* owned, -1 if none */
+    off_t file_off;
+    uint64_t file_left;
+    /* internal redirects (SPEC §7) */
+    int redirects;
+    sg_buf redirect_cookies;  /* owned: "Set-Cookie: …\r\n" lines kept for the final answer */
+    sg_buf orig_uri;          /* owned: the client's request-target, for logs and REDIRECT_* */
+    const char *orig_method;  /* static */
 };
 
 /* conn.c services used by upstream.c */
+/** Routes the current request (again, after an internal redirect) and starts it. */
+void sg_conn_route(sg_conn *c);
 void sg_conn_error(sg_conn *c, int status, const char *cause);
 void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len);
 void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,

@@ -380,40 +380,86 @@ long sg_http_normalize_path(const char *path, size_t len, char *out)
     return (long)w;
 }
 
+/* Reserves n bytes at the end of raw; if that moves the buffer, rebases every pointer. */
+static void raw_reserve(sg_request *r, size_t n)
+{
+    const char *base = r->raw.data + r->raw.off;
+    sg_buf_reserve(&r->raw, n);
+    const char *nb = r->raw.data + r->raw.off;
+    ptrdiff_t d = nb - base;
+    if (!d || !base)
+        return;
+    if (r->uri)
+        r->uri += d;
+    r->query = r->query_len ? r->query + d : "";
+    if (r->path)
+        r->path += d;
+    if (r->host)
+        r->host += d;
+    if (r->content_type)
+        r->content_type += d;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        r->headers[i].name += d;
+        if (r->headers[i].value_len)
+            r->headers[i].value += d;
+    }
+}
+
+/* Decodes and normalises path[0,len) into raw and points r->path at it. */
+static int set_path(sg_request *r, size_t path_off, size_t len)
+{
+    raw_reserve(r, len + 1);
+    const char *base = r->raw.data + r->raw.off;
+    char *out = sg_buf_tail(&r->raw);
+    long n = sg_http_normalize_path(base + path_off, len, out);
+    if (n < 0 || out[0] != '/')
+        return SG_ERR;
+    r->path = out;
+    r->path_len = (size_t)n;
+    r->raw.len += (size_t)n + 1;
+    return SG_OK;
+}
+
 static long decode_path(sg_http *h)
 {
     sg_request *r = h->req;
-    size_t start = r->uri_off, plen = r->path_len;
-    /* append the decoded path after everything else; then refresh pointers */
-    sg_buf_reserve(&r->raw, plen + 1);
-    const char *base = r->raw.data + r->raw.off;
-    char *out = sg_buf_tail(&r->raw);
-    long n = sg_http_normalize_path(base + start, plen, out);
-    if (n < 0)
+    if (set_path(r, r->uri_off, r->path_len) != SG_OK)
         return fail(h, 400, "invalid path encoding");
-    size_t path_off = r->raw.len;
-    r->raw.len += (size_t)n + 1;
-    /* sg_buf_reserve may have moved the data: recompute every pointer */
-    const char *nb = r->raw.data + r->raw.off;
-    ptrdiff_t d = nb - base;
-    if (d) {
-        r->uri += d;
-        r->query = r->query_len ? r->query + d : "";
-        if (r->host)
-            r->host += d;
-        if (r->content_type)
-            r->content_type += d;
-        for (size_t i = 0; i < r->nheaders; i++) {
-            r->headers[i].name += d;
-            if (r->headers[i].value_len)
-                r->headers[i].value += d;
-        }
-    }
-    r->path = nb + path_off;
-    r->path_len = (size_t)n;
-    if (r->path[0] != '/')
-        return fail(h, 400, "invalid path");
     return 0;
+}
+
+int sg_request_retarget(sg_request *r, const char *target, size_t len, const char **err)
+{
+    if (len == 0 || target[0] != '/' || memchr(target, '\0', len)) {
+        *err = "redirect target is not a local path";
+        return SG_ERR;
+    }
+    raw_reserve(r, len + 1);
+    size_t off = r->raw.len;
+    sg_buf_append(&r->raw, target, len);
+    sg_buf_append(&r->raw, "", 1);
+    const char *t = r->raw.data + r->raw.off + off;
+    const char *q = memchr(t, '?', len);
+    size_t plen = q ? (size_t)(q - t) : len;
+    const char *hash = memchr(t, '#', plen);
+    r->uri = t;
+    r->uri_len_view = len;
+    r->query = q ? q + 1 : "";
+    r->query_len = q ? len - plen - 1 : 0;
+    if (set_path(r, off, hash ? (size_t)(hash - t) : plen) != SG_OK) {
+        *err = "invalid path encoding in the redirect target";
+        return SG_ERR;
+    }
+    /* set_path may have moved raw: the target string moved with it */
+    t = r->raw.data + r->raw.off + off;
+    r->uri = t;
+    r->query = q ? t + plen + 1 : "";
+    if (!r->head_only) {
+        r->method = "GET";
+        r->method_id = HTTP_GET;
+    }
+    r->content_type = NULL; /* the redirected request carries no body */
+    return SG_OK;
 }
 
 long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *status,

@@ -51,6 +51,13 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
 /** Tells the parser the client closed; returns SG_ERR if a request was cut short. */
 int sg_http_eof(sg_http *h);
 
+/**
+ * Points the request at a new local target (internal redirect, SPEC §7): new raw URI, path
+ * and query; GET unless HEAD; no content type. The old strings stay valid in raw.
+ * Returns SG_OK, or SG_ERR with *err (static) for a target that is not a clean local path.
+ */
+int sg_request_retarget(sg_request *r, const char *target, size_t len, const char **err);
+
 void sg_request_init(sg_request *r);
 void sg_request_free(sg_request *r);
 

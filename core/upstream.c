@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sendfile.h"
 #include "util.h"
 
 void sg_conn_kick(sg_conn *c);
@@ -35,7 +36,8 @@ static bool dropped_header(const char *n, size_t len, bool pass_auth)
 {
     static const char *names[] = { "Proxy", "Content-Length", "Content-Type", "Connection",
                                    "Keep-Alive", "TE", "Transfer-Encoding", "Upgrade",
-                                   "Proxy-Connection", "Trailer" };
+                                   "Proxy-Connection", "Trailer", "Expect" };
+    /* Expect is answered here (100 Continue); a backend must not answer it a second time */
     for (size_t i = 0; i < SG_ARRAY_LEN(names); i++)
         if (sg_strieq(n, len, names[i]))
             return true;
@@ -93,6 +95,11 @@ static int build_vars(sg_conn *c, const sg_backend *be)
     set_num(v, "REMOTE_PORT", c->remote_port);
     sg_scgi_set_str(v, "REQUEST_SCHEME", "http");
     sg_scgi_set_str(v, "GATEWAY_INTERFACE", "CGI/1.1");
+    if (c->redirects) {
+        /* no REDIRECT_URL: frameworks read it as the current URL and get the prefix wrong */
+        sg_scgi_set_str(v, "REDIRECT_STATUS", "200");
+        sg_scgi_set(v, "REDIRECT_REQUEST_URI", 20, sg_buf_head(&c->orig_uri), c->orig_uri.len);
+    }
     if (r->content_type)
         sg_scgi_set_str(v, "CONTENT_TYPE", r->content_type);
     char name[5 + 256 + 1];
@@ -192,6 +199,8 @@ void sg_upstream_close(sg_conn *c)
 
 static uint64_t body_length(const sg_conn *c)
 {
+    if (c->redirects)
+        return 0; /* a redirected request is a GET without body */
     if (c->req.chunked)
         return c->body_received;
     return c->req.content_length > 0 ? (uint64_t)c->req.content_length : 0;
@@ -340,6 +349,125 @@ static void on_up_write(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- response ---- */
 
+static const sg_cgi_header *find_header(const sg_cgi_head *h, const char *name)
+{
+    for (size_t i = 0; i < h->nheaders; i++)
+        if (sg_strieq(h->headers[i].name, h->headers[i].name_len, name))
+            return &h->headers[i];
+    return NULL;
+}
+
+/* X-Sendfile (SPEC §7): the backend's status and headers, the gateway's file. */
+static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
+{
+    const sg_route *rt = c->route;
+    int status;
+    const char *err;
+    struct stat st;
+    int fd = sg_sendfile_open(sf->value, sf->value_len, rt->sendfile_root, rt->nroots, &st,
+                              &status, &err);
+    if (fd < 0) {
+        sg_conn_log_route(c, status == 403 ? SG_LOG_WARN : SG_LOG_ERROR, "%s: \"%.*s\", %d", err,
+                          (int)sf->value_len, sf->value, status);
+        sg_upstream_close(c);
+        sg_conn_error(c, status, err);
+        return SG_ERR;
+    }
+    const sg_cgi_header *etag = find_header(h, "ETag");
+    const sg_cgi_header *lm = find_header(h, "Last-Modified");
+    sg_sendfile_plan plan;
+    sg_sendfile_plan_make(&c->req, h->status, &st, etag ? etag->value : NULL,
+                          etag ? etag->value_len : 0, lm ? lm->value : NULL,
+                          lm ? lm->value_len : 0, &plan);
+    c->resp_no_body = c->req.head_only || plan.status == 304;
+    if (plan.status == h->status)
+        sg_conn_begin_response(c, plan.status, h->reason, h->reason_len);
+    else
+        sg_conn_begin_response(c, plan.status, NULL, 0);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const sg_cgi_header *hd = &h->headers[i];
+        if (hd == sf || sg_strieq(hd->name, hd->name_len, "Content-Length") ||
+            sg_strieq(hd->name, hd->name_len, "Content-Range") ||
+            sg_strieq(hd->name, hd->name_len, "Date"))
+            continue;
+        sg_conn_add_header(c, hd->name, hd->name_len, hd->value, hd->value_len);
+    }
+    if (!etag)
+        sg_conn_add_header(c, "ETag", 4, plan.etag, strlen(plan.etag));
+    if (!lm)
+        sg_conn_add_header(c, "Last-Modified", 13, plan.last_modified, strlen(plan.last_modified));
+    sg_buf_append_str(&c->out, "Accept-Ranges: bytes\r\n");
+    if (plan.status == 206)
+        sg_buf_appendf(&c->out, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)plan.start,
+                       (long long)(plan.start + plan.len - 1), (long long)st.st_size);
+    else if (plan.status == 416)
+        sg_buf_appendf(&c->out, "Content-Range: bytes */%lld\r\n", (long long)st.st_size);
+    if (plan.status != 304)
+        sg_buf_appendf(&c->out, "Content-Length: %lld\r\n", (long long)plan.len);
+    sg_upstream_close(c); /* the backend's own body is not wanted */
+    sg_conn_end_head(c, plan.len);
+    if (c->resp_no_body || plan.len == 0) {
+        close(fd);
+        c->response_done = true;
+    } else {
+        c->file_fd = fd;
+        c->file_off = plan.start;
+        c->file_left = (uint64_t)plan.len;
+    }
+    return SG_ERR; /* not an error: tells read_head the relay is over */
+}
+
+/* Internal redirect (SPEC §7): route the request again as a GET to a local path. */
+static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *loc)
+{
+    char target[8192];
+    if (loc->value_len >= sizeof target) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "internal redirect target too long, 502");
+        sg_upstream_close(c);
+        sg_conn_error(c, 502, "redirect target too long");
+        return SG_ERR;
+    }
+    memcpy(target, loc->value, loc->value_len);
+    size_t tlen = loc->value_len;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const sg_cgi_header *hd = &h->headers[i];
+        if (sg_strieq(hd->name, hd->name_len, "Set-Cookie"))
+            sg_buf_appendf(&c->redirect_cookies, "Set-Cookie: %.*s\r\n", (int)hd->value_len,
+                           hd->value);
+    }
+    sg_upstream_close(c);
+    if (c->redirects == 0) {
+        sg_buf_append(&c->orig_uri, c->req.uri, c->req.uri_len_view);
+        c->orig_method = c->req.method;
+    }
+    if (++c->redirects > 10) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "more than 10 internal redirects (last to \"%.*s\"), 500",
+                          (int)tlen, target);
+        sg_conn_error(c, 500, "redirect loop");
+        return SG_ERR;
+    }
+    const char *err;
+    if (sg_request_retarget(&c->req, target, tlen, &err) != SG_OK) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "%s: \"%.*s\", 502", err, (int)tlen, target);
+        sg_conn_error(c, 502, err);
+        return SG_ERR;
+    }
+    sg_log_debug(0, "internal redirect %d to %.*s (client %s)", c->redirects, (int)tlen, target,
+                 c->peer);
+    if (c->req.has_body && !c->body_complete) {
+        c->body_discard = true; /* the rest of the upload belongs to no request now */
+        c->close_after = true;
+    }
+    sg_buf_reset(&c->body);
+    if (c->spool_fd >= 0) {
+        close(c->spool_fd);
+        c->spool_fd = -1;
+    }
+    c->up.phase = SG_UP_IDLE;
+    sg_conn_route(c);
+    return SG_ERR;
+}
+
 static int emit_head(sg_conn *c)
 {
     sg_upstream *u = &c->up;
@@ -351,6 +479,17 @@ static int emit_head(sg_conn *c)
                           err);
         sg_conn_error(c, 502, "bad response");
         return SG_ERR;
+    }
+    const sg_route *rt = c->route;
+    if (rt->sendfile) {
+        const sg_cgi_header *sf = find_header(&h, rt->sendfile);
+        if (sf)
+            return serve_file(c, &h, sf);
+    }
+    if (rt->internal_redirect && h.status == 200) {
+        const sg_cgi_header *loc = find_header(&h, rt->internal_redirect);
+        if (loc && loc->value_len && loc->value[0] == '/')
+            return internal_redirect(c, &h, loc);
     }
     int st = h.status;
     c->resp_no_body = c->req.head_only || st < 200 || st == 204 || st == 304;

@@ -10,7 +10,14 @@ local _M = {}
 local DEFAULT_TIMEOUT = 10
 local MAX_HEAD = 1024 * 1024
 
-local function now() return socket.gettime() end
+local ptime = require "posix.time"
+
+-- Monotonic seconds: the same clock as helpers.now(), so deadlines can be shared.
+local function now()
+  local t = ptime.clock_gettime(ptime.CLOCK_MONOTONIC)
+  return t.tv_sec + t.tv_nsec / 1e9
+end
+_M.now = now
 
 ---------------------------------------------------------------------------------------------
 -- Request building
@@ -276,7 +283,8 @@ end
 function Conn:request(t, default_host)
   local head = t.head
   if head == nil then head = (t.method == "HEAD") end
-  return self:exchange(_M.build_request(t, default_host or self.default_host or "localhost"), { head = head, timeout = t.timeout })
+  local data = _M.build_request(t, default_host or self.default_host or "localhost")
+  return self:exchange(data, { head = head, timeout = t.timeout })
 end
 
 --- Send all bytes (bounded by the timeout). Returns true, or nil, err, bytes_sent.
@@ -295,8 +303,8 @@ function Conn:send(data)
   return true
 end
 
--- Read whatever is available, waiting until `deadline`. Returns true (got bytes or EOF
--- seen), or nil, "timeout".
+--- Read whatever is available into self.buf, waiting until `deadline` (monotonic, as
+-- helpers.now()). Returns true (got bytes or EOF seen), or nil, "timeout".
 function Conn:fill(deadline)
   if self.eof then return true end
   local left = deadline - now()

@@ -46,7 +46,7 @@ describe("request bodies #integration", function()
 
   it("streams a 5 MiB body intact", function()
     local body = helpers.blob(5 * 1024 * 1024, 11)
-    local rec = post { method = "PUT", path = "/big", body = body, timeout = 20 }
+    local rec = post { method = "PUT", path = "/big", body = body }
     assert.equal(tostring(#body), rec.env.CONTENT_LENGTH)
     assert.equal(#body, #rec.body)
     assert.is_true(rec.body == body, "body differs")
@@ -71,7 +71,7 @@ describe("request bodies #integration", function()
   it("de-chunks a 3 MiB chunked body (temp-file path) with its exact length", function()
     local body = helpers.blob(3 * 1024 * 1024 + 17, 12)
     local rec = post { method = "POST", path = "/bigchunked", body = body, chunked = true,
-                       chunk_size = 65536, timeout = 20 }
+                       chunk_size = 65536 }
     assert.equal(tostring(#body), rec.env.CONTENT_LENGTH)
     assert.equal(#body, #rec.body)
     assert.is_true(rec.body == body, "body differs")

@@ -66,8 +66,9 @@ describe("relaying the backend response #integration", function()
 
     local routes = {}
     for name, b in pairs(backends) do
-      routes[#routes + 1] = { path = "/" .. name .. "/", pass = b.url,
-                              internal_redirect = (name == "relative") and false or nil }
+      local route = { path = "/" .. name .. "/", pass = b.url }
+      if name == "relative" then route.internal_redirect = false end
+      routes[#routes + 1] = route
     end
     gw = helpers.start_gateway {
       access_log = false,
@@ -243,7 +244,7 @@ describe("relaying the backend response #integration", function()
     end)
 
     it("relays a 10 MiB chunked response intact", function()
-      local res = get("/big/", { timeout = 30 })
+      local res = get("/big/", { timeout = 10 })
       assert.equal(200, res.status)
       assert.is_true(res.chunked)
       assert.equal(BIG, #res.body)
@@ -251,14 +252,14 @@ describe("relaying the backend response #integration", function()
     end)
 
     it("relays a 10 MiB Content-Length response intact", function()
-      local res = get("/big/?cl", { timeout = 30 })
+      local res = get("/big/?cl", { timeout = 10 })
       assert.equal(200, res.status)
       assert.equal(tostring(BIG), res.headers["content-length"])
       assert.is_true(res.body == helpers.blob(BIG, 21), "body differs")
     end)
 
     it("relays a 10 MiB response to a slow reader (backpressure) intact", function()
-      local c = assert(gw:connect(nil, { timeout = 30 }))
+      local c = assert(gw:connect(nil, { timeout = 10 }))
       finally(function() c:close() end)
       assert(c:send "GET /big/?cl HTTP/1.1\r\nHost: x\r\n\r\n")
       helpers.proc.sleep(0.5) -- let the gateway hit the full socket buffers
@@ -271,7 +272,7 @@ describe("relaying the backend response #integration", function()
   describe("an early answer from the backend", function()
     it("reaches the client completely while it uploads 10 MiB (backend closes)", function()
       local body = helpers.blob(BIG, 5)
-      local c = assert(gw:connect(nil, { timeout = 15 }))
+      local c = assert(gw:connect(nil, { timeout = 10 }))
       finally(function() c:close() end)
       local res, err = c:exchange("POST /early/ HTTP/1.1\r\nHost: x\r\nContent-Length: " ..
                                         #body .. "\r\n\r\n" .. body)
@@ -282,8 +283,7 @@ describe("relaying the backend response #integration", function()
 
     it("reaches the client completely while it uploads 10 MiB (backend drains)", function()
       local body = helpers.blob(BIG, 6)
-      local res = assert(gw:request { method = "POST", path = "/early_drain/", body = body,
-                                      timeout = 15 })
+      local res = assert(gw:request { method = "POST", path = "/early_drain/", body = body })
       assert.equal(403, res.status)
       assert.equal("rejected, drained", res.body)
     end)

@@ -31,7 +31,10 @@ describe("the SCGI request #integration", function()
               TENANT = function(req) return req.headers["x-tenant"] end,
               GONE = function(req) return nil end,
               GONE_TOO = function(req) return false end,
-              HTTP_COOKIE = function(req) if req.headers["x-no-cookie"] then return nil end return req.headers.cookie end,
+              HTTP_COOKIE = function(req)
+                if req.headers["x-no-cookie"] then return nil end
+                return req.headers.cookie
+              end,
             } },
           { path = "/", pass = %q },
         },
