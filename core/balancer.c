@@ -55,7 +55,8 @@ bool sg_lb_usable(const sg_lb_member *m, double now)
     return alive(m, now) && !(m->flags & SG_MEMBER_DRAIN);
 }
 
-size_t sg_lb_candidates(const sg_lb *lb, double now, const uint64_t *exclude, size_t *idx, size_t cap)
+size_t sg_lb_candidates(const sg_lb *lb, double now, const uint64_t *exclude, size_t *idx,
+                        size_t cap)
 {
     assert(lb->nmembers <= SG_LB_MAX_MEMBERS && "too many balancer members");
     /* the tier: lowest lbset holding any usable, non-excluded member (ordinary or standby) */
@@ -175,7 +176,8 @@ int sg_lb_sticky(sg_lb *lb, double now, const char *route, const uint64_t *exclu
     size_t i;
     for (i = 0; i < lb->nmembers; i++) {
         const sg_lb_member *m = &lb->members[i];
-        if (m->route && strcmp(m->route, route) == 0 && !sg_lb_excluded(exclude, i) && alive(m, now))
+        if (m->route && strcmp(m->route, route) == 0 && !sg_lb_excluded(exclude, i) &&
+            alive(m, now))
             break;
     }
     if (i == lb->nmembers)

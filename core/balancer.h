@@ -127,7 +127,8 @@ bool sg_lb_recover(sg_lb *lb, double now, const uint64_t *exclude);
  * choose among in step 2 (same lbset/standby rules, same exclusions) and returns how many it wrote
  * (at most cap; cap = SG_LB_MAX_MEMBERS never truncates). 0: none usable (try sg_lb_recover).
  */
-size_t sg_lb_candidates(const sg_lb *lb, double now, const uint64_t *exclude, size_t *idx, size_t cap);
+size_t sg_lb_candidates(const sg_lb *lb, double now, const uint64_t *exclude, size_t *idx,
+                        size_t cap);
 
 /**
  * Records a failure: failures++ and last_error = why (truncated to 127 bytes; NULL = "").

@@ -16,6 +16,7 @@
 #include <sys/un.h>
 
 #include "log.h"
+#include "sendfile.h"
 #include "util.h"
 
 static int traceback(lua_State *L)
@@ -244,7 +245,15 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_buf
         r->sendfile_root = sg_xcalloc(r->nroots, sizeof(char *));
         for (size_t i = 0; i < r->nroots; i++) {
             lua_rawgeti(L, -1, (int)i + 1);
-            r->sendfile_root[i] = sg_xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "/");
+            const char *root = lua_tostring(L, -1) ? lua_tostring(L, -1) : "";
+            /* compared with the real path of the opened file, so resolve it the same way */
+            r->sendfile_root[i] = sg_sendfile_root_resolve(root);
+            if (!r->sendfile_root[i]) {
+                sg_buf_appendf(report, "  routes[%d].sendfile_root: \"%s\" does not exist\n", idx,
+                               root);
+                r->sendfile_root[i] = sg_xstrdup("/nonexistent");
+                rc = SG_ERR;
+            }
             lua_pop(L, 1);
         }
     }

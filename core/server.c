@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
 
@@ -27,16 +28,18 @@ typedef struct sg_listener {
     ev_io io;
     int fd;
     sg_server *server;
-    char *text;      /* owned */
-    char *unix_path; /* owned; unlinked on close */
+    char *text;      /* owned: bound address, for logs */
+    char *key;       /* owned: the configured address, to match listeners across reloads */
+    char *unix_path; /* owned; unlinked on close (not by workers: the master owns it) */
 } sg_listener;
 
 struct sg_server {
     struct ev_loop *loop;
     sg_config *cfg;           /* current generation (one reference) */
     char *lua_dir;            /* owned */
-    sg_listener *listeners;   /* owned */
+    sg_listener **listeners;  /* owned; pointers, since libev holds the embedded watchers */
     size_t nlisteners;
+    bool worker;              /* listeners inherited from a master, which also watches the file */
     sg_conn *conns;           /* live connections */
     sg_conn *dead;            /* closed, waiting for the sweep */
     size_t nconns;
@@ -82,9 +85,9 @@ static void set_accepting(sg_server *s, bool on)
 {
     for (size_t i = 0; i < s->nlisteners; i++) {
         if (on)
-            ev_io_start(s->loop, &s->listeners[i].io);
+            ev_io_start(s->loop, &s->listeners[i]->io);
         else
-            ev_io_stop(s->loop, &s->listeners[i].io);
+            ev_io_stop(s->loop, &s->listeners[i]->io);
     }
     s->accept_paused = !on;
 }
@@ -171,73 +174,124 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static int open_listener(sg_server *s, const sg_listen *ls, sg_listener *l, char err[SG_ERR_LEN])
+static sg_listener *add_listener(sg_server *s, int fd, const char *text, const char *key,
+                                 const char *unix_path)
 {
-    int fd = socket(ls->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, SG_ERR_LEN, "socket for %s: %s", ls->text, strerror(errno));
-        return SG_ERR;
-    }
-    int one = 1;
-    if (!ls->is_unix) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (ls->addr.ss_family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    } else {
-        /* a stale socket file from a previous run would make bind fail */
-        struct stat st;
-        if (stat(ls->unix_path, &st) == 0 && S_ISSOCK(st.st_mode))
-            unlink(ls->unix_path);
-    }
-    if (bind(fd, (const struct sockaddr *)&ls->addr, ls->addrlen) != 0 || listen(fd, 511) != 0) {
-        snprintf(err, SG_ERR_LEN, "cannot listen on %s: %s", ls->text, strerror(errno));
-        close(fd);
-        return SG_ERR;
-    }
+    sg_listener *l = sg_xcalloc(1, sizeof *l);
     l->fd = fd;
     l->server = s;
-    l->unix_path = ls->is_unix ? sg_xstrdup(ls->unix_path) : NULL;
-    /* report the real port when the config asked for port 0 (tests do) */
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    char text[128];
-    snprintf(text, sizeof text, "%s", ls->text);
-    if (!ls->is_unix && getsockname(fd, (struct sockaddr *)&bound, &blen) == 0) {
-        int port = bound.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&bound)->sin_port)
-                                              : ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-        char *colon = strrchr(text, ':');
-        if (colon)
-            snprintf(colon + 1, sizeof text - (size_t)(colon + 1 - text), "%d", port);
-    }
     l->text = sg_xstrdup(text);
+    l->key = sg_xstrdup(key);
+    l->unix_path = unix_path ? sg_xstrdup(unix_path) : NULL;
     ev_io_init(&l->io, on_accept, fd, EV_READ);
-    ev_io_start(s->loop, &l->io);
-    sg_log_info(0, "listening on %s", l->text);
-    return SG_OK;
+    if (!s->accept_paused)
+        ev_io_start(s->loop, &l->io);
+    return l;
+}
+
+static void free_listener(sg_server *s, sg_listener *l)
+{
+    ev_io_stop(s->loop, &l->io);
+    sg_listen_close(l->fd, s->worker ? NULL : l->unix_path);
+    free(l->unix_path);
+    free(l->text);
+    free(l->key);
+    free(l);
 }
 
 int sg_server_listen(sg_server *s, char err[SG_ERR_LEN])
 {
-    s->listeners = sg_xcalloc(s->cfg->nlisten, sizeof *s->listeners);
+    s->listeners = sg_xcalloc(s->cfg->nlisten ? s->cfg->nlisten : 1, sizeof *s->listeners);
     for (size_t i = 0; i < s->cfg->nlisten; i++) {
-        if (open_listener(s, &s->cfg->listen[i], &s->listeners[i], err) != SG_OK)
+        const sg_listen *ls = &s->cfg->listen[i];
+        char text[160];
+        int fd = sg_listen_open(ls, text, sizeof text, err);
+        if (fd < 0)
             return SG_ERR;
-        s->nlisteners++;
+        s->listeners[s->nlisteners++] = add_listener(s, fd, text, ls->text, ls->unix_path);
+        sg_log_info(0, "listening on %s", text);
     }
+    return SG_OK;
+}
+
+int sg_server_adopt(sg_server *s, const int *fds, char *const *texts, size_t n)
+{
+    s->worker = true;
+    ev_stat_stop(s->loop, &s->watch);
+    s->listeners = sg_xcalloc(n ? n : 1, sizeof *s->listeners);
+    for (size_t i = 0; i < n; i++)
+        s->listeners[s->nlisteners++] = add_listener(s, fds[i], texts[i], texts[i], NULL);
+    return SG_OK;
+}
+
+/* Accepts what is already queued on a listener about to close: never reset a waiting client. */
+static void drain_listener(sg_server *s, sg_listener *l)
+{
+    bool paused = s->accept_paused;
+    s->accept_paused = false;
+    for (;;) {
+        size_t before = s->nconns;
+        on_accept(s->loop, &l->io, EV_READ);
+        if (s->nconns == before || s->accept_paused)
+            break;
+    }
+    s->accept_paused = paused || s->accept_paused;
+}
+
+/* Reload: keep listeners whose configured address is unchanged, open new ones, close removed. */
+static int sync_listeners(sg_server *s, const sg_config *cfg, char err[SG_ERR_LEN])
+{
+    sg_listener **next = sg_xcalloc(cfg->nlisten ? cfg->nlisten : 1, sizeof *next);
+    bool *kept = sg_xcalloc(s->nlisteners ? s->nlisteners : 1, sizeof *kept);
+    size_t opened = 0;
+    for (size_t i = 0; i < cfg->nlisten; i++) {
+        const sg_listen *ls = &cfg->listen[i];
+        for (size_t j = 0; j < s->nlisteners && !next[i]; j++)
+            if (!kept[j] && strcmp(s->listeners[j]->key, ls->text) == 0) {
+                next[i] = s->listeners[j];
+                kept[j] = true;
+            }
+        if (next[i])
+            continue;
+        char text[160];
+        int fd = sg_listen_open(ls, text, sizeof text, err);
+        if (fd < 0) {
+            for (size_t k = 0; k < i; k++) { /* undo: close only what this reload opened */
+                bool old = false;
+                for (size_t j = 0; j < s->nlisteners; j++)
+                    old = old || s->listeners[j] == next[k];
+                if (!old)
+                    free_listener(s, next[k]);
+            }
+            free(next);
+            free(kept);
+            return SG_ERR;
+        }
+        next[i] = add_listener(s, fd, text, ls->text, ls->unix_path);
+        opened++;
+        sg_log_info(0, "listening on %s", text);
+    }
+    size_t closed = 0;
+    for (size_t j = 0; j < s->nlisteners; j++)
+        if (!kept[j]) {
+            sg_log_info(0, "no longer listening on %s", s->listeners[j]->text);
+            drain_listener(s, s->listeners[j]);
+            free_listener(s, s->listeners[j]);
+            closed++;
+        }
+    free(kept);
+    free(s->listeners);
+    s->listeners = next;
+    s->nlisteners = cfg->nlisten;
+    if (opened || closed)
+        sg_log_info(0, "listen addresses: %zu opened, %zu closed", opened, closed);
     return SG_OK;
 }
 
 static void close_listeners(sg_server *s)
 {
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        sg_listener *l = &s->listeners[i];
-        ev_io_stop(s->loop, &l->io);
-        close(l->fd);
-        if (l->unix_path)
-            unlink(l->unix_path);
-        free(l->unix_path);
-        free(l->text);
-    }
+    for (size_t i = 0; i < s->nlisteners; i++)
+        free_listener(s, s->listeners[i]);
     free(s->listeners);
     s->listeners = NULL;
     s->nlisteners = 0;
@@ -270,6 +324,13 @@ static void reload(sg_server *s, const char *why)
         return;
     }
     sg_buf_free(&report);
+    char err[SG_ERR_LEN];
+    if (!s->worker && sync_listeners(s, cfg, err) != SG_OK) {
+        sg_log_error(0, "reload (%s) failed, keeping generation %u: %s", why, s->cfg->generation,
+                     err);
+        sg_config_unref(cfg);
+        return;
+    }
     s->generation++;
     sg_log_info(0, "reloaded %s (%s): generation %u -> %u, %zu routes, %zu balancers, %.1f ms",
                 cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes,

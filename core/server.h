@@ -20,6 +20,8 @@ typedef struct sg_conn sg_conn;
 sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir);
 /** Opens every listen address of the config. Fills err on failure. */
 int sg_server_listen(sg_server *s, char err[SG_ERR_LEN]);
+/** Worker mode: serves on listening fds opened by the master (which keeps ownership). */
+int sg_server_adopt(sg_server *s, const int *fds, char *const *texts, size_t n);
 /** Runs the loop until a graceful stop completes; returns the exit status. */
 int sg_server_run(sg_server *s);
 void sg_server_free(sg_server *s);

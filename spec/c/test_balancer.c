@@ -78,18 +78,25 @@ static const struct seq_case seq_cases[] = {
     { "1:1", SG_LB_BYREQUESTS, { W("a", 1), W("b", 1) }, 2, "abababab" },
     { "1:2", SG_LB_BYREQUESTS, { W("a", 1), W("b", 2) }, 2, "babbabbab" },
     { "1:1:1", SG_LB_BYREQUESTS, { W("a", 1), W("b", 1), W("c", 1) }, 3, "abcabc" },
-    { "lbset 1 idle", SG_LB_BYREQUESTS, { W("a", 2), W("b", 1), { "c", 50, 1, 0, NULL } }, 3, "abaaba" },
-    { "lbset order, not config order", SG_LB_BYREQUESTS, { { "a", 1, 2, 0, NULL }, { "b", 1, 1, 0, NULL } }, 2, "bbbb" },
+    { "lbset 1 idle", SG_LB_BYREQUESTS,
+      { W("a", 2), W("b", 1), { "c", 50, 1, 0, NULL } }, 3, "abaaba" },
+    { "lbset order, not config order", SG_LB_BYREQUESTS,
+      { { "a", 1, 2, 0, NULL }, { "b", 1, 1, 0, NULL } }, 2, "bbbb" },
     { "+D never", SG_LB_BYREQUESTS, { { "a", 5, 0, D, NULL }, W("b", 1), W("c", 1) }, 3, "bcbc" },
     { "+N no new requests", SG_LB_BYREQUESTS, { { "a", 5, 0, N, NULL }, W("b", 1) }, 2, "bbbb" },
-    { "+H while others usable", SG_LB_BYREQUESTS, { { "h", 50, 0, H, NULL }, W("a", 1) }, 2, "aaaa" },
-    { "only standbys", SG_LB_BYREQUESTS, { { "h", 1, 0, H, NULL }, { "i", 1, 0, H, NULL } }, 2, "hihi" },
-    { "standby of set 0 before set 1", SG_LB_BYREQUESTS, { { "h", 1, 0, H, NULL }, { "b", 1, 1, 0, NULL } }, 2, "hhhh" },
+    { "+H while others usable", SG_LB_BYREQUESTS,
+      { { "h", 50, 0, H, NULL }, W("a", 1) }, 2, "aaaa" },
+    { "only standbys", SG_LB_BYREQUESTS,
+      { { "h", 1, 0, H, NULL }, { "i", 1, 0, H, NULL } }, 2, "hihi" },
+    { "standby of set 0 before set 1", SG_LB_BYREQUESTS,
+      { { "h", 1, 0, H, NULL }, { "b", 1, 1, 0, NULL } }, 2, "hhhh" },
     { "+I is usable", SG_LB_BYREQUESTS, { { "a", 1, 0, I, NULL }, W("b", 1) }, 2, "abab" },
     { "all +D", SG_LB_BYREQUESTS, { { "a", 1, 0, D, NULL }, { "b", 1, 0, D, NULL } }, 2, "----" },
-    { "only +N and +D", SG_LB_BYREQUESTS, { { "a", 1, 0, N, NULL }, { "b", 1, 0, D, NULL } }, 2, "---" },
+    { "only +N and +D", SG_LB_BYREQUESTS,
+      { { "a", 1, 0, N, NULL }, { "b", 1, 0, D, NULL } }, 2, "---" },
     { "empty", SG_LB_BYREQUESTS, { W("a", 1) }, 0, "--" },
-    { "bybusyness idle = byrequests", SG_LB_BYBUSYNESS, { W("a", 5), W("b", 1), W("c", 1) }, 3, "aabacaa" },
+    { "bybusyness idle = byrequests", SG_LB_BYBUSYNESS,
+      { W("a", 5), W("b", 1), W("c", 1) }, 3, "aabacaa" },
     { "bytraffic idle: first", SG_LB_BYTRAFFIC, { W("a", 1), W("b", 5) }, 2, "aaaa" },
     { "lua fallback = byrequests", SG_LB_LUA, { W("a", 5), W("b", 1), W("c", 1) }, 3, "aabacaa" },
 };
@@ -139,7 +146,8 @@ static void test_distributions(void)
                 got[j]++;
         }
         for (size_t j = 0; j < t->n; j++)
-            CHECK(got[j] == t->want[j], "row %zu member %zu: %d picks, want %d", i, j, got[j], t->want[j]);
+            CHECK(got[j] == t->want[j], "row %zu member %zu: %d picks, want %d", i, j, got[j],
+                  t->want[j]);
         fx_free(&f);
         CASE_END();
     }
@@ -150,8 +158,8 @@ static void test_distributions(void)
 static void test_usable(void)
 {
     fixture f;
-    FX(&f, SG_LB_BYREQUESTS, W("a", 1), { "b", 1, 0, D, NULL }, { "c", 1, 0, N, NULL }, { "d", 1, 0, H, NULL },
-       { "e", 1, 0, I, NULL }, W("f", 1), W("g", 1));
+    FX(&f, SG_LB_BYREQUESTS, W("a", 1), { "b", 1, 0, D, NULL }, { "c", 1, 0, N, NULL },
+       { "d", 1, 0, H, NULL }, { "e", 1, 0, I, NULL }, W("f", 1), W("g", 1));
     f.m[5].st->error_until = 50;
     f.m[6].st->check_failed = true;
     static const bool want[] = { true, false, false, true, true, false, false };
@@ -277,6 +285,7 @@ static const struct recovery_case recovery_cases[] = {
     { "b draining blocks recovery", N, false, false, 0, -1, false },
     { "b draining and in error blocks", N, false, true, 0, -1, false },
     { "b check failed blocks", 0, true, false, 0, -1, false },
+    { "b check failed and in error blocks", 0, true, true, 0, -1, false },
     { "b disabled is ignored", D, false, false, 0, 0, true },
     { "b usable: no recovery", 0, false, false, 0, 1, false },
     { "b usable but excluded: no recovery", 0, false, false, 2, -1, false },
@@ -507,9 +516,10 @@ static void test_sticky_pick(void)
     fixture f;
     char route[32];
     FX(&f, SG_LB_BYREQUESTS, { "a", 5, 0, 0, "a" }, { "b", 1, 0, 0, "b" }, { "c", 1, 1, H, "c" });
-    CHECK(sg_lb_sticky_route("s=1; ROUTEID=sess.b", 19, NULL, 0, "ROUTEID", route, sizeof route), "cookie");
+    const char *cookie = "s=1; ROUTEID=sess.b", *query = "x=1&ROUTEID=.c";
+    CHECK(sg_lb_sticky_route(cookie, strlen(cookie), NULL, 0, "ROUTEID", route, 32), "cookie");
     CHECK_STR(seq(&f, 1, route, NULL, 5), "bbbbb");
-    CHECK(sg_lb_sticky_route(NULL, 0, "x=1&ROUTEID=.c", 14, "ROUTEID", route, sizeof route), "query");
+    CHECK(sg_lb_sticky_route(NULL, 0, query, strlen(query), "ROUTEID", route, 32), "query");
     CHECK_STR(seq(&f, 1, route, NULL, 3), "ccc"); /* standby of another lbset: sticky still goes */
     fx_free(&f);
 
@@ -570,8 +580,8 @@ static void test_candidates(void)
     fixture f;
     size_t idx[SG_LB_MAX_MEMBERS];
     uint64_t ex[SG_LB_EXCLUDE_WORDS] = { 0 };
-    FX(&f, SG_LB_LUA, { "a", 1, 0, D, NULL }, W("b", 1), { "c", 1, 0, H, NULL }, { "d", 1, 1, 0, NULL },
-       { "e", 1, 1, N, NULL }, { "f", 1, 1, 0, NULL });
+    FX(&f, SG_LB_LUA, { "a", 1, 0, D, NULL }, W("b", 1), { "c", 1, 0, H, NULL },
+       { "d", 1, 1, 0, NULL }, { "e", 1, 1, N, NULL }, { "f", 1, 1, 0, NULL });
     CHECK_INT(sg_lb_candidates(&f.lb, 1, NULL, idx, SG_LB_MAX_MEMBERS), 1);
     CHECK_INT(idx[0], 1);
     sg_lb_fail(&f.m[1], 1, "refused");
