@@ -329,3 +329,37 @@ bool sg_lb_sticky_route(const char *cookie, size_t cookie_len, const char *query
     }
     return false;
 }
+
+sg_member_state *sg_lb_registry_get(sg_lb_registry *r, const char *url)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->v[i]->url, url) == 0)
+            return sg_member_state_ref(r->v[i]);
+    if (r->n == r->cap) {
+        r->cap = r->cap ? r->cap * 2 : 16;
+        r->v = sg_xrealloc(r->v, r->cap * sizeof *r->v);
+    }
+    r->v[r->n++] = sg_member_state_new(url);
+    return sg_member_state_ref(r->v[r->n - 1]);
+}
+
+void sg_lb_registry_prune(sg_lb_registry *r)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i]->refs == 1)
+            sg_member_state_unref(r->v[i]);
+        else
+            r->v[w++] = r->v[i];
+    }
+    r->n = w;
+}
+
+void sg_lb_registry_free(sg_lb_registry *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        sg_member_state_unref(r->v[i]);
+    free(r->v);
+    r->v = NULL;
+    r->n = r->cap = 0;
+}

@@ -147,4 +147,19 @@ void sg_lb_fail(sg_lb_member *m, double now, const char *why);
 bool sg_lb_sticky_route(const char *cookie, size_t cookie_len, const char *query, size_t query_len,
                         const char *name, char *out, size_t cap);
 
+/*
+ * The registry that makes member state survive reloads: one state per URL, shared by every
+ * config generation that names it. The registry holds one reference of its own.
+ */
+typedef struct sg_lb_registry {
+    sg_member_state **v; /* owned references */
+    size_t n, cap;
+} sg_lb_registry;
+
+/** Returns a new reference to the state of `url`, creating it on first use. */
+sg_member_state *sg_lb_registry_get(sg_lb_registry *r, const char *url);
+/** Drops the states nothing but the registry refers to any more (removed members). */
+void sg_lb_registry_prune(sg_lb_registry *r);
+void sg_lb_registry_free(sg_lb_registry *r);
+
 #endif

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "balancer.h"
+
 typedef struct lua_State lua_State;
 
 enum sg_pass_kind { SG_PASS_TCP, SG_PASS_UNIX, SG_PASS_BALANCER };
@@ -24,16 +26,21 @@ typedef struct sg_backend {
     char *url_path; /* owned: path of the scgi:// URL, "/" by default */
 } sg_backend;
 
-typedef struct sg_member {
-    sg_backend be;
-    int loadfactor;
-    int lbstatus; /* smooth weighted round-robin state */
-} sg_member;
+typedef struct sg_member_check {
+    double interval, timeout; /* interval 0: no active check */
+    char *path;               /* owned */
+} sg_member_check;
 
 typedef struct sg_balancer {
-    char *name;
-    sg_member *members; /* owned */
-    size_t nmembers;
+    char *name;               /* owned */
+    sg_lb lb;                 /* lb.members owned (urls/routes owned via member_urls/routes) */
+    sg_backend *backends;     /* owned, parallel to lb.members */
+    sg_member_check *checks;  /* owned, parallel to lb.members */
+    char **member_urls, **member_routes; /* owned strings the sg_lb_members borrow */
+    char *sticky;             /* owned cookie/query name, or NULL */
+    int maxattempts;
+    int method_ref;           /* Lua function for SG_LB_LUA, else LUA_NOREF */
+    int members_ref;          /* Lua array of member tables handed to the method */
 } sg_balancer;
 
 typedef struct sg_env_entry {

@@ -53,6 +53,11 @@ typedef struct sg_upstream {
     bool write_closed;        /* backend stopped reading the request */
     bool read_open;
     bool got_bytes;           /* any response byte arrived */
+    /* balancer://: the member serving this attempt, and the ones already tried */
+    const sg_balancer *bal;   /* borrowed from the request's config, or NULL */
+    int member;               /* index into bal->lb.members, -1 if none */
+    int attempts;
+    uint64_t tried[SG_LB_EXCLUDE_WORDS];
 } sg_upstream;
 
 struct sg_conn {

@@ -160,7 +160,64 @@ static void free_backend(sg_backend *be)
     free(be->url_path);
 }
 
-static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
+static unsigned member_flags(lua_State *L, int t)
+{
+    unsigned f = 0;
+    if (opt_bool(L, t, "hot_standby", false))
+        f |= SG_MEMBER_HOT_STANDBY;
+    if (opt_bool(L, t, "disabled", false))
+        f |= SG_MEMBER_DISABLED;
+    if (opt_bool(L, t, "drain", false))
+        f |= SG_MEMBER_DRAIN;
+    if (opt_bool(L, t, "ignore_errors", false))
+        f |= SG_MEMBER_IGNORE_ERRORS;
+    return f;
+}
+
+static int read_member(lua_State *L, sg_balancer *b, size_t i, sg_lb_registry *reg, sg_buf *report)
+{
+    int t = lua_gettop(L), rc = SG_OK;
+    sg_lb_member *m = &b->lb.members[i];
+    b->member_urls[i] = opt_string(L, t, "url");
+    b->member_routes[i] = opt_string(L, t, "route");
+    m->url = b->member_urls[i] ? b->member_urls[i] : "";
+    m->route = b->member_routes[i];
+    m->loadfactor = (int)opt_number(L, t, "loadfactor", 1);
+    m->lbset = (int)opt_number(L, t, "lbset", 0);
+    m->retry = opt_number(L, t, "retry", 10);
+    m->flags = member_flags(L, t);
+    m->st = reg ? sg_lb_registry_get(reg, m->url) : sg_member_state_new(m->url);
+    lua_getfield(L, t, "check");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        b->checks[i].interval = opt_number(L, -1, "interval", 5);
+        b->checks[i].timeout = opt_number(L, -1, "timeout", 2);
+        b->checks[i].path = opt_string(L, -1, "path");
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, t, "pass");
+    char what[160];
+    snprintf(what, sizeof what, "balancers.%s.members[%zu]", b->name, i + 1);
+    if (read_backend(L, &b->backends[i], report, what) != SG_OK)
+        rc = SG_ERR;
+    lua_pop(L, 1);
+    /* the table a Lua method sees: static fields now, live ones refreshed per call */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref);
+    lua_createtable(L, 0, 6);
+    lua_pushstring(L, m->url);
+    lua_setfield(L, -2, "url");
+    if (m->route) {
+        lua_pushstring(L, m->route);
+        lua_setfield(L, -2, "route");
+    }
+    lua_pushinteger(L, m->loadfactor);
+    lua_setfield(L, -2, "loadfactor");
+    lua_rawseti(L, -2, (int)i + 1);
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_lb_registry *reg,
+                          sg_buf *report)
 {
     int rc = SG_OK;
     lua_getfield(L, cfgt, "balancers");
@@ -172,24 +229,43 @@ static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report
     size_t n = 0;
     for (lua_pushnil(L); lua_next(L, bt); lua_pop(L, 1))
         n++;
-    cfg->balancers = sg_xcalloc(n, sizeof *cfg->balancers);
+    cfg->balancers = sg_xcalloc(n ? n : 1, sizeof *cfg->balancers);
     for (lua_pushnil(L); lua_next(L, bt); lua_pop(L, 1)) {
         sg_balancer *b = &cfg->balancers[cfg->nbalancers++];
+        int t = lua_gettop(L);
         b->name = sg_xstrdup(lua_tostring(L, -2));
-        lua_getfield(L, -1, "members");
+        char *method = opt_string(L, t, "method");
+        b->lb.method = !method ? SG_LB_BYREQUESTS
+                       : strcmp(method, "bytraffic") == 0 ? SG_LB_BYTRAFFIC
+                       : strcmp(method, "bybusyness") == 0 ? SG_LB_BYBUSYNESS
+                       : strcmp(method, "lua") == 0 ? SG_LB_LUA
+                                                     : SG_LB_BYREQUESTS;
+        free(method);
+        b->method_ref = opt_ref(L, t, "method_fn");
+        b->sticky = opt_string(L, t, "sticky");
+        b->maxattempts = (int)opt_number(L, t, "maxattempts", 0);
+        lua_newtable(L);
+        b->members_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_getfield(L, t, "members");
         int mt = lua_gettop(L);
-        b->nmembers = lua_objlen(L, mt);
-        b->members = sg_xcalloc(b->nmembers, sizeof *b->members);
-        for (size_t i = 0; i < b->nmembers; i++) {
+        size_t nm = lua_objlen(L, mt);
+        if (nm > SG_LB_MAX_MEMBERS) {
+            sg_buf_appendf(report, "  balancers.%s.members: more than %d members\n", b->name,
+                           SG_LB_MAX_MEMBERS);
+            nm = SG_LB_MAX_MEMBERS;
+            rc = SG_ERR;
+        }
+        b->lb.nmembers = nm;
+        b->lb.members = sg_xcalloc(nm ? nm : 1, sizeof *b->lb.members);
+        b->backends = sg_xcalloc(nm ? nm : 1, sizeof *b->backends);
+        b->checks = sg_xcalloc(nm ? nm : 1, sizeof *b->checks);
+        b->member_urls = sg_xcalloc(nm ? nm : 1, sizeof(char *));
+        b->member_routes = sg_xcalloc(nm ? nm : 1, sizeof(char *));
+        for (size_t i = 0; i < nm; i++) {
             lua_rawgeti(L, mt, (int)i + 1);
-            sg_member *m = &b->members[i];
-            m->loadfactor = (int)opt_number(L, -1, "loadfactor", 1);
-            lua_getfield(L, -1, "pass");
-            char what[128];
-            snprintf(what, sizeof what, "balancers.%s.members[%zu]", b->name, i + 1);
-            if (read_backend(L, &m->be, report, what) != SG_OK)
+            if (read_member(L, b, i, reg, report) != SG_OK)
                 rc = SG_ERR;
-            lua_pop(L, 2);
+            lua_pop(L, 1);
         }
         lua_pop(L, 1);
     }
@@ -329,7 +405,7 @@ static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
     return rc;
 }
 
-static int to_config(lua_State *L, sg_config *cfg, sg_buf *report)
+static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *report)
 {
     int t = lua_gettop(L), rc = SG_OK;
     lua_getfield(L, t, "timeouts");
@@ -358,7 +434,7 @@ static int to_config(lua_State *L, sg_config *cfg, sg_buf *report)
     free(level);
     if (read_listen(L, t, cfg, report) != SG_OK)
         rc = SG_ERR;
-    if (read_balancers(L, t, cfg, report) != SG_OK)
+    if (read_balancers(L, t, cfg, reg, report) != SG_OK)
         rc = SG_ERR;
     lua_getfield(L, t, "routes");
     int rt = lua_gettop(L);
@@ -395,10 +471,21 @@ static void config_free(sg_config *cfg)
     }
     free(cfg->routes);
     for (size_t i = 0; i < cfg->nbalancers; i++) {
-        for (size_t j = 0; j < cfg->balancers[i].nmembers; j++)
-            free_backend(&cfg->balancers[i].members[j].be);
-        free(cfg->balancers[i].members);
-        free(cfg->balancers[i].name);
+        sg_balancer *b = &cfg->balancers[i];
+        for (size_t j = 0; j < b->lb.nmembers; j++) {
+            free_backend(&b->backends[j]);
+            sg_member_state_unref(b->lb.members[j].st);
+            free(b->checks[j].path);
+            free(b->member_urls[j]);
+            free(b->member_routes[j]);
+        }
+        free(b->lb.members);
+        free(b->backends);
+        free(b->checks);
+        free(b->member_urls);
+        free(b->member_routes);
+        free(b->sticky);
+        free(b->name);
     }
     free(cfg->balancers);
     for (size_t i = 0; i < cfg->nlisten; i++) {
@@ -414,7 +501,7 @@ static void config_free(sg_config *cfg)
 }
 
 sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned generation,
-                          sg_buf *report)
+                          sg_lb_registry *reg, sg_buf *report)
 {
     lua_State *L = luaL_newstate();
     if (!L) {
@@ -479,7 +566,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     cfg->file = sg_xstrdup(file);
     sg_buf problems;
     sg_buf_init(&problems);
-    int rc = to_config(L, cfg, &problems);
+    int rc = to_config(L, cfg, reg, &problems);
     lua_setfield(L, LUA_REGISTRYINDEX, "scgilua.cfg");
     lua_pop(L, 1); /* module table */
     if (rc != SG_OK) {
@@ -701,6 +788,52 @@ int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *pre
         *present = true;
     } else if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
         sg_buf_appendf(err, "env.%s returned a %s, expected a string or nil", e->name,
+                       lua_typename(L, lua_type(L, -1)));
+        lua_pop(L, 1);
+        return SG_ERR;
+    }
+    lua_pop(L, 1);
+    return SG_OK;
+}
+
+int sg_lua_balance(sg_hook_ctx *ctx, const sg_balancer *b, const bool *usable, int *idx,
+                   sg_buf *err)
+{
+    lua_State *L = ctx->cfg->L;
+    *idx = -1;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->method_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref);
+    int mt = lua_gettop(L);
+    for (size_t i = 0; i < b->lb.nmembers; i++) {
+        const sg_member_state *st = b->lb.members[i].st;
+        lua_rawgeti(L, mt, (int)i + 1);
+        lua_pushinteger(L, (lua_Integer)st->busy);
+        lua_setfield(L, -2, "busy");
+        lua_pushnumber(L, (lua_Number)st->requests);
+        lua_setfield(L, -2, "requests");
+        lua_pushboolean(L, usable[i]);
+        lua_setfield(L, -2, "usable");
+        lua_pop(L, 1);
+    }
+    push_req(ctx);
+    if (pcall_traceback(L, 2, 1, err) != SG_OK)
+        return SG_ERR;
+    if (lua_istable(L, -1)) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref);
+        for (size_t i = 0; i < b->lb.nmembers && *idx < 0; i++) {
+            lua_rawgeti(L, -1, (int)i + 1);
+            if (lua_rawequal(L, -1, -3))
+                *idx = (int)i;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        if (*idx < 0) {
+            sg_buf_append_str(err, "balancer method returned a table that is not one of its members");
+            lua_pop(L, 1);
+            return SG_ERR;
+        }
+    } else if (!lua_isnil(L, -1)) {
+        sg_buf_appendf(err, "balancer method returned a %s, expected a member or nil",
                        lua_typename(L, lua_type(L, -1)));
         lua_pop(L, 1);
         return SG_ERR;

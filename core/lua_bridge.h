@@ -17,10 +17,11 @@
 /**
  * Loads and validates `file`. On success returns a config with one reference. On failure
  * returns NULL and appends the complete, user-facing report (every problem, one per line,
- * starting "scgi-lua: invalid configuration in FILE") to `report`. Does not log.
+ * starting "scgi-lua: invalid configuration in FILE") to `report`. Member states come from
+ * `reg` (NULL: fresh private ones), so counters survive a reload. Does not log.
  */
 sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned generation,
-                          sg_buf *report);
+                          sg_lb_registry *reg, sg_buf *report);
 sg_config *sg_config_ref(sg_config *cfg);
 void sg_config_unref(sg_config *cfg);
 /** Appends the `-t` summary (one line per route) to `out`. */
@@ -58,5 +59,13 @@ int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *
  */
 int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present,
                sg_buf *err);
+
+/**
+ * Runs a balancer's Lua method over the members (live fields busy, requests and usable are
+ * refreshed first; usable[i] says whether member i may take this request). Returns SG_OK
+ * with *idx (-1 when the method returned nil), or SG_ERR with the error in `err`.
+ */
+int sg_lua_balance(sg_hook_ctx *ctx, const sg_balancer *b, const bool *usable, int *idx,
+                   sg_buf *err);
 
 #endif

@@ -90,10 +90,12 @@ int main(int argc, char **argv)
 
     sg_buf report;
     sg_buf_init(&report);
-    sg_config *cfg = sg_config_load(file, lua_dir, 1, &report);
+    sg_lb_registry reg = { 0 };
+    sg_config *cfg = sg_config_load(file, lua_dir, 1, &reg, &report);
     if (!cfg) {
         fwrite(sg_buf_head(&report), 1, report.len, stderr);
         sg_buf_free(&report);
+        sg_lb_registry_free(&reg);
         return 1;
     }
     if (test_only) {
@@ -103,6 +105,7 @@ int main(int argc, char **argv)
         fwrite(sg_buf_head(&report), 1, report.len, stdout);
         sg_buf_free(&report);
         sg_config_unref(cfg);
+        sg_lb_registry_free(&reg);
         return 0;
     }
     sg_buf_free(&report);
@@ -112,7 +115,7 @@ int main(int argc, char **argv)
                     cfg->workers);
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
-    sg_server *s = sg_server_new(loop, cfg, lua_dir);
+    sg_server *s = sg_server_new(loop, cfg, lua_dir, &reg);
     char err[SG_ERR_LEN];
     if (sg_server_listen(s, err) != SG_OK) {
         sg_log_error(0, "%s", err);

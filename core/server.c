@@ -50,6 +50,7 @@ struct sg_server {
     ev_check sweep;
     ev_timer resume_accept, shutdown_timer;
     ev_stat watch;
+    sg_lb_registry registry;  /* member state by URL, shared by config generations */
     time_t date_sec;
     char date[64];
 };
@@ -309,7 +310,8 @@ static void reload(sg_server *s, const char *why)
     sg_buf report;
     sg_buf_init(&report);
     ev_tstamp t0 = ev_time();
-    sg_config *cfg = sg_config_load(s->cfg->file, s->lua_dir, s->generation + 1, &report);
+    sg_config *cfg = sg_config_load(s->cfg->file, s->lua_dir, s->generation + 1, &s->registry,
+                                    &report);
     if (!cfg) {
         /* the old generation keeps serving; print every problem, one log line each */
         char *p = sg_buf_head(&report), *end = p + report.len;
@@ -337,6 +339,7 @@ static void reload(sg_server *s, const char *why)
                 cfg->nbalancers, (ev_time() - t0) * 1000);
     sg_config_unref(s->cfg);
     s->cfg = cfg;
+    sg_lb_registry_prune(&s->registry); /* removed members, once no generation uses them */
     apply_logging(cfg);
 }
 
@@ -406,9 +409,12 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     maybe_finish_stop(s);
 }
 
-sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir)
+sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir,
+                         sg_lb_registry *reg)
 {
     sg_server *s = sg_xcalloc(1, sizeof *s);
+    s->registry = *reg; /* taken over */
+    memset(reg, 0, sizeof *reg);
     s->loop = loop;
     s->cfg = cfg;
     s->generation = cfg->generation;
@@ -454,6 +460,7 @@ void sg_server_free(sg_server *s)
     ev_check_stop(s->loop, &s->sweep);
     ev_stat_stop(s->loop, &s->watch);
     sg_config_unref(s->cfg);
+    sg_lb_registry_free(&s->registry);
     free(s->lua_dir);
     free(s);
 }

@@ -16,8 +16,9 @@
 typedef struct sg_server sg_server;
 typedef struct sg_conn sg_conn;
 
-/** Takes over `cfg` (one reference). Does not listen yet. */
-sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir);
+/** Takes over `cfg` (one reference) and the member-state registry it was loaded with. */
+sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir,
+                         sg_lb_registry *reg);
 /** Opens every listen address of the config. Fills err on failure. */
 int sg_server_listen(sg_server *s, char err[SG_ERR_LEN]);
 /** Worker mode: serves on listening fds opened by the master (which keeps ownership). */

@@ -143,22 +143,76 @@ static int build_vars(sg_conn *c, const sg_backend *be)
     return rc;
 }
 
-/* Smooth weighted round-robin (nginx, Apache byrequests): a 5:1:1 set gives a a b a c a a. */
-static const sg_backend *pick_member(sg_balancer *b)
+/* ---- balancer members ---- */
+
+static double wall_now(sg_conn *c)
 {
-    int total = 0;
-    sg_member *best = NULL;
-    for (size_t i = 0; i < b->nmembers; i++) {
-        sg_member *m = &b->members[i];
-        m->lbstatus += m->loadfactor;
-        total += m->loadfactor;
-        if (!best || m->lbstatus > best->lbstatus)
-            best = m;
+    return ev_now(loop_of(c));
+}
+
+static sg_lb_member *cur_member(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    return u->bal && u->member >= 0 ? &u->bal->lb.members[u->member] : NULL;
+}
+
+/* Ends the current member's share of the request (busy count). */
+static void release_member(sg_conn *c)
+{
+    sg_lb_member *m = cur_member(c);
+    if (m && m->st->busy)
+        m->st->busy--;
+    c->up.member = -1;
+}
+
+/* Chooses the member for the next attempt; -1 when none is left (or a Lua error, logged). */
+static int choose_member(sg_conn *c, const sg_balancer *b)
+{
+    sg_upstream *u = &c->up;
+    sg_lb *lb = (sg_lb *)&b->lb;
+    double now = wall_now(c);
+    char route[64];
+    const char *rp = NULL;
+    if (b->sticky) {
+        const sg_req_header *ck = sg_request_header(&c->req, "Cookie");
+        if (sg_lb_sticky_route(ck ? ck->value : NULL, ck ? ck->value_len : 0, c->req.query,
+                               c->req.query_len, b->sticky, route, sizeof route))
+            rp = route;
     }
-    if (!best)
-        return NULL;
-    best->lbstatus -= total;
-    return &best->be;
+    if (lb->method != SG_LB_LUA) {
+        bool recovered = false;
+        int idx = sg_lb_pick(lb, now, rp, u->tried, &recovered);
+        if (recovered)
+            sg_conn_log_route(c, SG_LOG_WARN, "balancer %s: every member was out of service, trying them all again",
+                              b->name);
+        return idx;
+    }
+    int idx = sg_lb_sticky(lb, now, rp, u->tried);
+    if (idx >= 0)
+        return idx;
+    size_t cand[SG_LB_MAX_MEMBERS];
+    size_t n = sg_lb_candidates(lb, now, u->tried, cand, SG_LB_MAX_MEMBERS);
+    if (n == 0 && sg_lb_recover(lb, now, u->tried)) {
+        sg_conn_log_route(c, SG_LOG_WARN, "balancer %s: every member was out of service, trying them all again",
+                          b->name);
+        n = sg_lb_candidates(lb, now, u->tried, cand, SG_LB_MAX_MEMBERS);
+    }
+    if (n == 0)
+        return -1;
+    bool usable[SG_LB_MAX_MEMBERS] = { false };
+    for (size_t i = 0; i < n; i++)
+        usable[cand[i]] = true;
+    sg_buf err;
+    sg_buf_init(&err);
+    if (sg_lua_balance(&c->hook, b, usable, &idx, &err) != SG_OK) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s method failed: %.*s", b->name,
+                          (int)err.len, sg_buf_head(&err));
+        idx = -2;
+    } else if (idx >= 0 && sg_lb_excluded(u->tried, (size_t)idx)) {
+        idx = -1; /* already failed for this request: do not loop on it */
+    }
+    sg_buf_free(&err);
+    return idx;
 }
 
 /* ---- connection ---- */
@@ -171,6 +225,8 @@ void sg_upstream_init(sg_conn *c)
     sg_upstream *u = &c->up;
     u->fd = -1;
     u->phase = SG_UP_IDLE;
+    u->member = -1;
+    u->bal = NULL;
     sg_buf_init(&u->req);
     sg_buf_init(&u->head);
     ev_init(&u->rio, on_up_read);
@@ -180,6 +236,7 @@ void sg_upstream_init(sg_conn *c)
 void sg_upstream_close(sg_conn *c)
 {
     sg_upstream *u = &c->up;
+    release_member(c);
     if (u->fd >= 0) {
         ev_io_stop(loop_of(c), &u->rio);
         ev_io_stop(loop_of(c), &u->wio);
@@ -206,23 +263,57 @@ static uint64_t body_length(const sg_conn *c)
     return c->req.content_length > 0 ? (uint64_t)c->req.content_length : 0;
 }
 
+static void connect_attempt(sg_conn *c);
+static void connect_failed(sg_conn *c, const char *why);
+
 void sg_upstream_start(sg_conn *c)
 {
     sg_upstream *u = &c->up;
     const sg_route *rt = c->route;
-    const sg_backend *be = rt->balancer ? pick_member(rt->balancer) : &rt->be;
-    if (!be) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "no usable backend, 503");
-        sg_conn_error(c, 503, "no backend");
-        return;
-    }
-    u->be = be;
+    u->bal = rt->balancer;
+    u->member = -1;
+    u->attempts = 0;
+    u->be = NULL;
+    memset(u->tried, 0, sizeof u->tried);
     u->head_scan = 0;
     u->body_sent = 0;
     u->write_closed = u->got_bytes = false;
     u->body_len = body_length(c);
     sg_buf_reset(&u->req);
     sg_buf_reset(&u->head);
+    connect_attempt(c);
+}
+
+/*
+ * One connect, to the route's backend or the next balancer member. The netstring is built
+ * per attempt: PATH_INFO depends on the member's URL path.
+ */
+static void connect_attempt(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    const sg_backend *be = &c->route->be;
+    if (u->bal) {
+        int idx = choose_member(c, u->bal);
+        if (idx < 0) {
+            if (idx == -2) {
+                sg_conn_error(c, 500, "balancer hook error");
+                return;
+            }
+            sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s: no usable member%s, 503",
+                              u->bal->name, u->attempts ? " left to try" : "");
+            sg_conn_error(c, 503, "no backend");
+            return;
+        }
+        sg_lb_member *m = &u->bal->lb.members[idx];
+        u->member = idx;
+        sg_lb_exclude(u->tried, (size_t)idx);
+        m->st->busy++;
+        m->st->requests++;
+        be = &u->bal->backends[idx];
+    }
+    u->attempts++;
+    u->be = be;
+    sg_buf_reset(&u->req);
     if (build_vars(c, be) != SG_OK) {
         sg_conn_error(c, 500, "hook error");
         return;
@@ -247,15 +338,44 @@ void sg_upstream_start(sg_conn *c)
     ev_io_set(&u->wio, fd, EV_WRITE);
     if (connect(fd, (const struct sockaddr *)&be->addr, be->addrlen) != 0) {
         if (errno != EINPROGRESS) {
-            sg_conn_log_route(c, SG_LOG_ERROR, "connect to the backend failed: %s, 503",
-                              strerror(errno));
-            sg_conn_error(c, 503, "connect failed");
+            connect_failed(c, strerror(errno));
             return;
         }
         return; /* on_up_write finishes the connect */
     }
     u->phase = SG_UP_SENDING;
     sg_upstream_pump(c);
+}
+
+/*
+ * Connect refused or timed out: nothing of the request reached this backend, so another
+ * balancer member may take it (SPEC §6); the failed member is out for `retry` seconds.
+ */
+static void connect_failed(sg_conn *c, const char *why)
+{
+    sg_upstream *u = &c->up;
+    sg_lb_member *m = cur_member(c);
+    sg_conn_log_route(c, SG_LOG_ERROR, "connect to %s failed: %s%s", u->be->text, why,
+                      m ? "" : ", 503");
+    if (u->fd >= 0) {
+        ev_io_stop(loop_of(c), &u->rio);
+        ev_io_stop(loop_of(c), &u->wio);
+        close(u->fd);
+        u->fd = -1;
+    }
+    if (!m) {
+        sg_conn_error(c, 503, "connect failed");
+        return;
+    }
+    sg_lb_fail(m, wall_now(c), why);
+    release_member(c);
+    if (u->attempts > u->bal->maxattempts) {
+        sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s: %d attempts failed (maxattempts %d), 503",
+                          u->bal->name, u->attempts, u->bal->maxattempts);
+        sg_conn_error(c, 503, "connect failed");
+        return;
+    }
+    connect_attempt(c);
 }
 
 static void backend_stopped_reading(sg_conn *c, int err)
@@ -288,6 +408,8 @@ void sg_upstream_pump(sg_conn *c)
                 iov[cnt++] = (struct iovec){ sg_buf_head(&c->body), c->body.len };
             struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
             n = sendmsg(u->fd, &mh, MSG_NOSIGNAL);
+            if (n > 0 && cur_member(c))
+                cur_member(c)->st->bytes_to += (uint64_t)n;
             if (n > 0) {
                 size_t k = (size_t)n, from_req = k < u->req.len ? k : u->req.len;
                 sg_buf_consume(&u->req, from_req);
@@ -298,8 +420,11 @@ void sg_upstream_pump(sg_conn *c)
         } else if (c->spool_fd >= 0 && u->body_sent < u->body_len) {
             off_t off = (off_t)u->body_sent;
             n = sendfile(u->fd, c->spool_fd, &off, (size_t)(u->body_len - u->body_sent));
-            if (n > 0)
+            if (n > 0) {
                 u->body_sent += (uint64_t)n;
+                if (cur_member(c))
+                    cur_member(c)->st->bytes_to += (uint64_t)n;
+            }
         } else {
             break;
         }
@@ -334,9 +459,7 @@ static void on_up_write(struct ev_loop *loop, ev_io *w, int revents)
         if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err) {
-            sg_conn_log_route(c, SG_LOG_ERROR, "connect to the backend failed: %s, 503",
-                              strerror(err));
-            sg_conn_error(c, 503, "connect failed");
+            connect_failed(c, strerror(err));
             sg_conn_kick(c);
             return;
         }
@@ -477,6 +600,8 @@ static int emit_head(sg_conn *c)
     if (sg_cgi_parse(buf, u->head_scan, &h, &err) != SG_OK) {
         sg_conn_log_route(c, SG_LOG_ERROR, "malformed response head from the backend (%s), 502",
                           err);
+        if (cur_member(c))
+            sg_lb_fail(cur_member(c), wall_now(c), err);
         sg_conn_error(c, 502, "bad response");
         return SG_ERR;
     }
@@ -567,6 +692,8 @@ static void read_head(sg_conn *c)
     }
     u->got_bytes = true;
     c->t_up = ev_now(loop_of(c));
+    if (cur_member(c))
+        cur_member(c)->st->bytes_from += (uint64_t)n;
     long end = sg_cgi_head_end(sg_buf_head(&u->head), u->head.len, &u->head_scan, SG_UP_HEAD_MAX);
     if (end == SG_AGAIN)
         return;
@@ -636,6 +763,8 @@ static void read_body(sg_conn *c)
             return;
         }
         c->t_up = ev_now(loop_of(c));
+        if (cur_member(c))
+            cur_member(c)->st->bytes_from += (uint64_t)n;
         if (c->resp_remaining == 0) {
             finish_response(c, false, false);
             return;
@@ -689,8 +818,7 @@ void sg_upstream_timeout(sg_conn *c)
 {
     sg_upstream *u = &c->up;
     if (u->phase == SG_UP_CONNECTING) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "connect to the backend timed out, 503");
-        sg_conn_error(c, 503, "connect timeout");
+        connect_failed(c, "connect timed out");
     } else if (!c->response_started) {
         sg_conn_log_route(c, SG_LOG_ERROR, "backend sent no response head within %.3gs, 504",
                           c->route->timeout);
