@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "health.h"
 #include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
@@ -51,6 +52,7 @@ struct sg_server {
     ev_timer resume_accept, shutdown_timer;
     ev_stat watch;
     sg_lb_registry registry;  /* member state by URL, shared by config generations */
+    sg_health *health;        /* probes of the current generation, or NULL */
     time_t date_sec;
     char date[64];
 };
@@ -337,8 +339,10 @@ static void reload(sg_server *s, const char *why)
     sg_log_info(0, "reloaded %s (%s): generation %u -> %u, %zu routes, %zu balancers, %.1f ms",
                 cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes,
                 cfg->nbalancers, (ev_time() - t0) * 1000);
+    sg_health_free(s->health);
     sg_config_unref(s->cfg);
     s->cfg = cfg;
+    s->health = sg_health_new(s->loop, cfg);
     sg_lb_registry_prune(&s->registry); /* removed members, once no generation uses them */
     apply_logging(cfg);
 }
@@ -400,6 +404,8 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_stop(loop, &s->resume_accept);
     ev_stat_stop(loop, &s->watch);
     ev_signal_stop(loop, &s->sighup);
+    sg_health_free(s->health);
+    s->health = NULL;
     for (sg_conn *c = s->conns, *next; c; c = next) {
         next = sg_conn_next(c);
         sg_conn_shutdown(c);
@@ -435,6 +441,7 @@ sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_d
     /* polling stat is portable and catches rename-over saves; 1 s keeps us inside 2 s */
     ev_stat_init(&s->watch, on_file_change, cfg->file, 1.0);
     ev_stat_start(loop, &s->watch);
+    s->health = sg_health_new(loop, cfg);
     return s;
 }
 
@@ -457,6 +464,8 @@ void sg_server_free(sg_server *s)
         sg_conn_free(c);
     }
     close_listeners(s);
+    sg_health_free(s->health);
+    s->health = NULL;
     ev_check_stop(s->loop, &s->sweep);
     ev_stat_stop(s->loop, &s->watch);
     sg_config_unref(s->cfg);

@@ -95,17 +95,32 @@ static int crlf(ref_result *r, const uint8_t *p, size_t len, size_t *i, const ch
     return REF_DONE;
 }
 
-/* chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) */
+/* A field line ends in CRLF or a bare LF. */
+static int field_line_end(ref_result *r, const uint8_t *p, size_t len, size_t *i)
+{
+    if (*i < len && p[*i] == '\n') {
+        (*i)++;
+        return REF_DONE;
+    }
+    return crlf(r, p, len, i, "trailer-line-end");
+}
+
+/*
+ * chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), up to the CR.
+ * Tags: "chunk-size" for a stray byte right after the digits, "chunk-ext-space" for BWS that
+ * no ";" or "=" follows, "chunk-ext" for anything else out of place in an extension.
+ */
 static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
 {
-    for (;;) {
+    for (bool first = true;; first = false) {
         size_t ws = *i;
         skip_bws(p, len, i);
         if (*i == len)
             return more(r);
+        if (p[*i] == '\r')
+            return *i > ws ? bad(r, ws, "chunk-ext-space") : REF_DONE;
         if (p[*i] != ';')
-            return *i > ws && p[*i] == '\r' ? bad(r, ws, "chunk-size-trailing-space")
-                                             : REF_DONE;
+            return bad(r, *i, *i > ws ? "chunk-ext-space" : first ? "chunk-size" : "chunk-ext");
         (*i)++;
         skip_bws(p, len, i);
         size_t name = *i;
@@ -114,7 +129,7 @@ static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
         if (*i == len)
             return more(r);
         if (*i == name)
-            return bad(r, *i, "chunk-ext-name");
+            return bad(r, *i, "chunk-ext");
         ws = *i;
         skip_bws(p, len, i);
         if (*i == len)
@@ -137,9 +152,9 @@ static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
                     if (++*i == len)
                         return more(r);
                     if (!field_char(p[*i]))
-                        return bad(r, *i, "chunk-ext-quoted");
+                        return bad(r, *i, "chunk-ext");
                 } else if (!qdtext(p[*i])) {
-                    return bad(r, *i, "chunk-ext-quoted");
+                    return bad(r, *i, "chunk-ext");
                 }
             }
             (*i)++;
@@ -150,7 +165,7 @@ static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
             if (*i == len)
                 return more(r);
             if (*i == v)
-                return bad(r, *i, "chunk-ext-value");
+                return bad(r, *i, "chunk-ext");
         }
     }
 }
@@ -187,27 +202,36 @@ static int ref_dechunk(const uint8_t *p, size_t len, ref_result *r)
         if (crlf(r, p, len, &i, "chunk-data-end") != REF_DONE)
             return r->state;
     }
-    /* trailer-section = *( field-line CRLF ), then CRLF */
-    for (;;) {
+    /*
+     * trailer-section = *( field-line CRLF ), then CRLF. As for any field line, a bare LF may
+     * end a line (RFC 9112 §2.2), and obs-fold is let through: trailers are discarded, never
+     * interpreted or forwarded (§5.2 allows replacing a fold with SP in that case).
+     */
+    for (bool after_field = false;; after_field = true) {
         if (i == len)
             return more(r);
-        if (p[i] == '\r') {
-            if (crlf(r, p, len, &i, "trailer-line-end") != REF_DONE)
+        if (p[i] == '\r' || p[i] == '\n') {
+            if (field_line_end(r, p, len, &i) != REF_DONE)
                 return r->state;
             r->state = REF_DONE;
             r->end = i;
             return REF_DONE;
         }
-        size_t name = i;
-        while (i < len && tchar(p[i]))
-            i++;
-        if (i == len)
-            return more(r);
-        if (i == name || p[i] != ':')
-            return bad(r, i, "trailer-name");
-        for (i++; i < len && field_char(p[i]); i++)
-            ;
-        if (crlf(r, p, len, &i, "trailer-line-end") != REF_DONE)
+        if (after_field && (p[i] == ' ' || p[i] == '\t')) {
+            while (i < len && field_char(p[i]))
+                i++;
+        } else {
+            size_t name = i;
+            while (i < len && tchar(p[i]))
+                i++;
+            if (i == len)
+                return more(r);
+            if (i == name || p[i] != ':')
+                return bad(r, i, "trailer-name");
+            for (i++; i < len && field_char(p[i]); i++)
+                ;
+        }
+        if (field_line_end(r, p, len, &i) != REF_DONE)
             return r->state;
     }
 }
@@ -236,7 +260,7 @@ static void gw_parse(const char *msg, size_t len, size_t step, gw_result *g)
     sg_http_init(&h, 16384, 100, on_body, g);
     sg_http_start(&h, &q);
     size_t off = 0, avail = 0;
-    bool head = false;
+    bool saw_head = false;
     g->state = GW_MORE;
     for (;;) {
         if (off == avail) {
@@ -256,7 +280,7 @@ static void gw_parse(const char *msg, size_t len, size_t step, gw_result *g)
         }
         off += (size_t)n;
         if (events & SG_HTTP_HEAD) {
-            head = true;
+            saw_head = true;
             FUZZ_CHECK(q.chunked && q.has_body, "harness-head", "the fixed head is not chunked");
         }
         if (events & SG_HTTP_DONE) {
@@ -267,7 +291,7 @@ static void gw_parse(const char *msg, size_t len, size_t step, gw_result *g)
         FUZZ_CHECK(n > 0 || events, "stalled", "nothing consumed from %zu bytes, no event",
                    avail - off);
     }
-    FUZZ_CHECK(head || off < sizeof head - 1, "harness-head", "the fixed head was not reported");
+    FUZZ_CHECK(saw_head || off < sizeof head - 1, "harness-head", "the fixed head was not reported");
     sg_request_free(&q);
 }
 
@@ -298,17 +322,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(ref.state == REF_DONE, tag,
                    "message complete after %zu bytes, reference: %s at byte %zu", gw.end,
                    ref.state == REF_BAD ? ref.tag : "needs more", ref.end);
-        FUZZ_CHECK(gw.end == ref.end, "message-end", "the message ends at %zu, reference %zu",
-                   gw.end, ref.end);
-        FUZZ_CHECK(gw.body.len == ref.body.len && is_prefix(&gw.body, &ref.body), "body",
-                   "%zu body bytes delivered, reference %zu (or they differ)", gw.body.len,
-                   ref.body.len);
+        if (ref.state == REF_DONE) {
+            FUZZ_CHECK(gw.end == ref.end, "message-end",
+                       "the message ends at %zu, reference %zu", gw.end, ref.end);
+            FUZZ_CHECK(gw.body.len == ref.body.len && is_prefix(&gw.body, &ref.body), "body",
+                       "%zu body bytes delivered, reference %zu (or they differ)", gw.body.len,
+                       ref.body.len);
+        }
     } else if (ref.state == REF_BAD) {
         snprintf(tag, sizeof tag, "not-rejected-%s", ref.tag);
         FUZZ_CHECK(gw.state == GW_ERROR, tag, "reference rejects byte %zu (%s), gateway %s",
                    ref.end, ref.tag, "waits for more");
-        FUZZ_CHECK(gw.status == 400, "error-status", "status %d (%s) for bad chunked framing",
-                   gw.status, gw.err);
+        if (gw.state == GW_ERROR)
+            FUZZ_CHECK(gw.status == 400, "error-status", "status %d (%s) for bad chunked framing",
+                       gw.status, gw.err);
     } else if (ref.state == REF_DONE) {
         FUZZ_CHECK(false, gw.state == GW_ERROR ? "rejected-valid" : "incomplete-valid",
                    "a valid %zu-byte chunked body: gateway %s %d (%s)", ref.end,

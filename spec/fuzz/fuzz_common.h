@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool fuzz_ignored(const char *tag)
+static inline bool fuzz_ignored(const char *tag)
 {
     const char *list = getenv("SG_FUZZ_IGNORE");
     size_t tlen = strlen(tag);
@@ -47,7 +47,7 @@ typedef struct fuzz_log {
     size_t len, cap;
 } fuzz_log;
 
-static void fuzz_log_put(fuzz_log *l, const void *p, size_t n)
+static inline void fuzz_log_put(fuzz_log *l, const void *p, size_t n)
 {
     if (l->len + n > l->cap) {
         size_t cap = l->cap ? l->cap : 256;
@@ -64,24 +64,24 @@ static void fuzz_log_put(fuzz_log *l, const void *p, size_t n)
     l->len += n;
 }
 
-static void fuzz_log_str(fuzz_log *l, const char *s)
+static inline void fuzz_log_str(fuzz_log *l, const char *s)
 {
     fuzz_log_put(l, s, strlen(s) + 1); /* keep the NUL: fields stay unambiguous */
 }
 
-static void fuzz_log_mem(fuzz_log *l, const void *p, size_t n)
+static inline void fuzz_log_mem(fuzz_log *l, const void *p, size_t n)
 {
     uint64_t n64 = n;
     fuzz_log_put(l, &n64, sizeof n64);
     fuzz_log_put(l, p, n);
 }
 
-static void fuzz_log_int(fuzz_log *l, int64_t v)
+static inline void fuzz_log_int(fuzz_log *l, int64_t v)
 {
     fuzz_log_put(l, &v, sizeof v);
 }
 
-static void fuzz_log_free(fuzz_log *l)
+static inline void fuzz_log_free(fuzz_log *l)
 {
     free(l->data);
     l->data = NULL;
@@ -89,7 +89,7 @@ static void fuzz_log_free(fuzz_log *l)
 }
 
 /* Length of the common prefix of two logs, to say where two runs diverged. */
-static size_t fuzz_log_diverge(const fuzz_log *a, const fuzz_log *b)
+static inline size_t fuzz_log_diverge(const fuzz_log *a, const fuzz_log *b)
 {
     size_t i = 0;
     while (i < a->len && i < b->len && a->data[i] == b->data[i])
