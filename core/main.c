@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "lua_bridge.h"
+#include "master.h"
 #include "server.h"
 #include "util.h"
 
@@ -110,9 +111,11 @@ int main(int argc, char **argv)
     }
     sg_buf_free(&report);
     signal(SIGPIPE, SIG_IGN); /* sendfile(2) to a closed socket would raise it */
-    if (cfg->workers != 1)
-        sg_log_warn(0, "workers = %d: multi-process mode is not available yet, running one",
-                    cfg->workers);
+    if (cfg->workers != 1) {
+        long n = cfg->workers > 0 ? cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+        sg_lb_registry_free(&reg); /* each worker keeps its own member state */
+        return sg_master_run(cfg, lua_dir, n > 0 ? (int)n : 1);
+    }
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     sg_server *s = sg_server_new(loop, cfg, lua_dir, &reg);
