@@ -60,6 +60,7 @@ typedef struct sg_route {
     int access_ref;      /* function, or LUA_NOREF */
     sg_backend be;       /* kind SG_PASS_BALANCER: use balancer */
     sg_balancer *balancer; /* borrowed from sg_config.balancers */
+    sg_member_state *st; /* one reference: counters of a direct backend (NULL for balancers) */
     char *text;          /* owned: pass URL, for logs */
     char *internal_redirect; /* owned header name or NULL (off) */
     char *sendfile;      /* owned header name or NULL (off) */
@@ -87,6 +88,12 @@ typedef struct sg_limits {
     uint64_t body_bytes;
 } sg_limits;
 
+typedef struct sg_allow {
+    int family;          /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+    int prefix;          /* bits */
+} sg_allow;
+
 typedef struct sg_config {
     lua_State *L;        /* owned */
     int refs;
@@ -100,6 +107,8 @@ typedef struct sg_config {
     int log_level;
     sg_route *routes; size_t nroutes;
     sg_balancer *balancers; size_t nbalancers;
+    char *status_path;   /* owned; NULL: no status endpoint */
+    sg_allow *status_allow; size_t nstatus_allow;
     int traceback_ref;
 } sg_config;
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "status.h"
 #include "util.h"
 
 static void conn_run(sg_conn *c);
@@ -271,6 +272,9 @@ static void access_log(sg_conn *c)
 
 static void end_request(sg_conn *c)
 {
+    if (c->req.method && c->status)
+        sg_stats_record(sg_server_stats(c->server), c->status,
+                        ev_time() - c->t_start);
     access_log(c);
     sg_hook_ctx_release(&c->hook);
     sg_upstream_close(c);
@@ -357,6 +361,54 @@ static void send_continue(sg_conn *c)
     }
 }
 
+static bool allowed(const sg_conn *c, const sg_config *cfg)
+{
+    unsigned char addr[16];
+    int fam = strchr(c->remote_addr, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, c->remote_addr, addr) != 1)
+        return false;
+    for (size_t i = 0; i < cfg->nstatus_allow; i++) {
+        const sg_allow *a = &cfg->status_allow[i];
+        if (a->family != fam)
+            continue;
+        int bits = a->prefix, k = 0;
+        for (; bits >= 8; bits -= 8, k++)
+            if (a->addr[k] != addr[k])
+                break;
+        if (bits >= 8)
+            continue;
+        if (bits == 0 || ((a->addr[k] ^ addr[k]) & (0xff << (8 - bits))) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* SPEC §9: JSON, Prometheus or HTML, for the addresses in status.allow only. */
+static void status_endpoint(sg_conn *c)
+{
+    const sg_request *r = &c->req;
+    if (!allowed(c, c->cfg)) {
+        sg_conn_log_route(c, SG_LOG_WARN, "status endpoint refused: client not in status.allow, 403");
+        sg_conn_error(c, 403, "status not allowed");
+        return;
+    }
+    int f = sg_status_format_parse(r->query, r->query_len);
+    if (f < 0) {
+        sg_conn_error(c, 400, "unknown status format");
+        return;
+    }
+    sg_status_view v = { .stats = sg_server_stats(c->server), .cfg = c->cfg, .now = ev_time(),
+                         .generation = c->cfg->generation,
+                         .connections_open = sg_server_nconns(c->server), .pid = (int)getpid(),
+                         .version = SG_VERSION };
+    sg_buf body;
+    sg_buf_init(&body);
+    sg_status_render(&v, (enum sg_status_format)f, &body);
+    reply(c, 200, sg_status_content_type((enum sg_status_format)f), sg_buf_head(&body), body.len,
+          NULL);
+    sg_buf_free(&body);
+}
+
 /* Routes the request (a new one, or one an internal redirect retargeted) and starts it. */
 void sg_conn_route(sg_conn *c)
 {
@@ -364,6 +416,10 @@ void sg_conn_route(sg_conn *c)
     sg_hook_ctx_release(&c->hook); /* a retargeted request needs a fresh req table */
     sg_hook_ctx_init(&c->hook, c->cfg, r, c->remote_addr, c->remote_port);
     c->route = NULL;
+    if (c->cfg->status_path && strcmp(r->path, c->cfg->status_path) == 0) {
+        status_endpoint(c);
+        return;
+    }
     sg_buf err;
     sg_buf_init(&err);
     const sg_route *route, *slash;

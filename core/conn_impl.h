@@ -56,6 +56,7 @@ typedef struct sg_upstream {
     /* balancer://: the member serving this attempt, and the ones already tried */
     const sg_balancer *bal;   /* borrowed from the request's config, or NULL */
     int member;               /* index into bal->lb.members, -1 if none */
+    sg_member_state *st;      /* borrowed: counters of this attempt's backend, or NULL */
     int attempts;
     uint64_t tried[SG_LB_EXCLUDE_WORDS];
 } sg_upstream;

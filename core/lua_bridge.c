@@ -12,6 +12,7 @@
 #include <lualib.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
@@ -273,7 +274,8 @@ static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_lb_registry
     return rc;
 }
 
-static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_buf *report)
+static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_registry *reg,
+                      sg_buf *report)
 {
     int t = lua_gettop(L), rc = SG_OK;
     char what[64];
@@ -307,6 +309,9 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_buf
             rc = SG_ERR;
         }
         free(name);
+    } else {
+        const char *key = r->be.text ? r->be.text : "";
+        r->st = reg ? sg_lb_registry_get(reg, key) : sg_member_state_new(key);
     }
     lua_pop(L, 1);
     lua_getfield(L, t, "internal_redirect");
@@ -405,6 +410,66 @@ static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
     return rc;
 }
 
+/* "10.0.0.0/8", "::1", "127.0.0.1" -> an sg_allow entry */
+static int parse_allow(const char *s, sg_allow *a)
+{
+    char ip[64];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n >= sizeof ip)
+        return SG_ERR;
+    memcpy(ip, s, n);
+    ip[n] = '\0';
+    memset(a, 0, sizeof *a);
+    if (inet_pton(AF_INET, ip, a->addr) == 1) {
+        a->family = AF_INET;
+        a->prefix = 32;
+    } else if (inet_pton(AF_INET6, ip, a->addr) == 1) {
+        a->family = AF_INET6;
+        a->prefix = 128;
+    } else {
+        return SG_ERR;
+    }
+    if (slash) {
+        char *end;
+        long p = strtol(slash + 1, &end, 10);
+        if (*end || p < 0 || p > a->prefix)
+            return SG_ERR;
+        a->prefix = (int)p;
+    }
+    return SG_OK;
+}
+
+static int read_status(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
+{
+    int rc = SG_OK;
+    lua_getfield(L, cfgt, "status");
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        int t = lua_gettop(L);
+        cfg->status_path = opt_string(L, t, "path");
+        if (!cfg->status_path)
+            cfg->status_path = sg_xstrdup("/.well-known/scgi-lua/status");
+        lua_getfield(L, t, "allow");
+        size_t n = lua_type(L, -1) == LUA_TTABLE ? lua_objlen(L, -1) : 0;
+        cfg->status_allow = sg_xcalloc(n ? n : 1, sizeof *cfg->status_allow);
+        for (size_t i = 0; i < n; i++) {
+            lua_rawgeti(L, -1, (int)i + 1);
+            const char *v = lua_tostring(L, -1);
+            if (!v || parse_allow(v, &cfg->status_allow[cfg->nstatus_allow]) != SG_OK) {
+                sg_buf_appendf(report, "  status.allow[%zu]: not an address or CIDR: \"%s\"\n",
+                               i + 1, v ? v : "?");
+                rc = SG_ERR;
+            } else {
+                cfg->nstatus_allow++;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
 static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *report)
 {
     int t = lua_gettop(L), rc = SG_OK;
@@ -434,6 +499,8 @@ static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
     free(level);
     if (read_listen(L, t, cfg, report) != SG_OK)
         rc = SG_ERR;
+    if (read_status(L, t, cfg, report) != SG_OK)
+        rc = SG_ERR;
     if (read_balancers(L, t, cfg, reg, report) != SG_OK)
         rc = SG_ERR;
     lua_getfield(L, t, "routes");
@@ -442,7 +509,7 @@ static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
     cfg->routes = sg_xcalloc(cfg->nroutes, sizeof *cfg->routes);
     for (size_t i = 0; i < cfg->nroutes; i++) {
         lua_rawgeti(L, rt, (int)i + 1);
-        if (read_route(L, cfg, &cfg->routes[i], (int)i + 1, report) != SG_OK)
+        if (read_route(L, cfg, &cfg->routes[i], (int)i + 1, reg, report) != SG_OK)
             rc = SG_ERR;
         lua_pop(L, 1);
     }
@@ -454,6 +521,7 @@ static void config_free(sg_config *cfg)
 {
     for (size_t i = 0; i < cfg->nroutes; i++) {
         sg_route *r = &cfg->routes[i];
+        sg_member_state_unref(r->st);
         free(r->path);
         free(r->match_pattern);
         free(r->text);
@@ -494,6 +562,8 @@ static void config_free(sg_config *cfg)
     }
     free(cfg->listen);
     free(cfg->access_log);
+    free(cfg->status_path);
+    free(cfg->status_allow);
     free(cfg->file);
     if (cfg->L)
         lua_close(cfg->L);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "stats.h"
 #include "util.h"
 
 typedef struct sg_server sg_server;
@@ -31,6 +32,8 @@ void sg_server_free(sg_server *s);
 struct ev_loop *sg_server_loop(sg_server *s);
 sg_config *sg_server_config(sg_server *s);
 bool sg_server_stopping(sg_server *s);
+sg_stats *sg_server_stats(sg_server *s);
+size_t sg_server_nconns(sg_server *s);
 /** "Date: ..." value for the current second (cached). */
 const char *sg_server_date(sg_server *s);
 void sg_server_conn_closed(sg_server *s, sg_conn *c);

@@ -156,13 +156,20 @@ static sg_lb_member *cur_member(sg_conn *c)
     return u->bal && u->member >= 0 ? &u->bal->lb.members[u->member] : NULL;
 }
 
-/* Ends the current member's share of the request (busy count). */
+/* The counters of the current attempt: the balancer member's or the direct backend's. */
+static sg_member_state *cur_state(sg_conn *c)
+{
+    return c->up.st;
+}
+
+/* Ends the current attempt's share of the request (busy count). */
 static void release_member(sg_conn *c)
 {
-    sg_lb_member *m = cur_member(c);
-    if (m && m->st->busy)
-        m->st->busy--;
+    sg_member_state *st = cur_state(c);
+    if (st && st->busy)
+        st->busy--;
     c->up.member = -1;
+    c->up.st = NULL;
 }
 
 /* Chooses the member for the next attempt; -1 when none is left (or a Lua error, logged). */
@@ -307,9 +314,14 @@ static void connect_attempt(sg_conn *c)
         sg_lb_member *m = &u->bal->lb.members[idx];
         u->member = idx;
         sg_lb_exclude(u->tried, (size_t)idx);
-        m->st->busy++;
-        m->st->requests++;
+        u->st = m->st;
         be = &u->bal->backends[idx];
+    } else {
+        u->st = c->route->st;
+    }
+    if (u->st) {
+        u->st->busy++;
+        u->st->requests++;
     }
     u->attempts++;
     u->be = be;
@@ -364,6 +376,11 @@ static void connect_failed(sg_conn *c, const char *why)
         u->fd = -1;
     }
     if (!m) {
+        if (cur_state(c)) {
+            cur_state(c)->failures++;
+            snprintf(cur_state(c)->last_error, sizeof cur_state(c)->last_error, "%s", why);
+        }
+        release_member(c);
         sg_conn_error(c, 503, "connect failed");
         return;
     }
@@ -408,8 +425,8 @@ void sg_upstream_pump(sg_conn *c)
                 iov[cnt++] = (struct iovec){ sg_buf_head(&c->body), c->body.len };
             struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
             n = sendmsg(u->fd, &mh, MSG_NOSIGNAL);
-            if (n > 0 && cur_member(c))
-                cur_member(c)->st->bytes_to += (uint64_t)n;
+            if (n > 0 && cur_state(c))
+                cur_state(c)->bytes_to += (uint64_t)n;
             if (n > 0) {
                 size_t k = (size_t)n, from_req = k < u->req.len ? k : u->req.len;
                 sg_buf_consume(&u->req, from_req);
@@ -422,8 +439,8 @@ void sg_upstream_pump(sg_conn *c)
             n = sendfile(u->fd, c->spool_fd, &off, (size_t)(u->body_len - u->body_sent));
             if (n > 0) {
                 u->body_sent += (uint64_t)n;
-                if (cur_member(c))
-                    cur_member(c)->st->bytes_to += (uint64_t)n;
+                if (cur_state(c))
+                    cur_state(c)->bytes_to += (uint64_t)n;
             }
         } else {
             break;
@@ -602,6 +619,8 @@ static int emit_head(sg_conn *c)
                           err);
         if (cur_member(c))
             sg_lb_fail(cur_member(c), wall_now(c), err);
+        else if (cur_state(c))
+            cur_state(c)->failures++;
         sg_conn_error(c, 502, "bad response");
         return SG_ERR;
     }
@@ -692,8 +711,8 @@ static void read_head(sg_conn *c)
     }
     u->got_bytes = true;
     c->t_up = ev_now(loop_of(c));
-    if (cur_member(c))
-        cur_member(c)->st->bytes_from += (uint64_t)n;
+    if (cur_state(c))
+        cur_state(c)->bytes_from += (uint64_t)n;
     long end = sg_cgi_head_end(sg_buf_head(&u->head), u->head.len, &u->head_scan, SG_UP_HEAD_MAX);
     if (end == SG_AGAIN)
         return;
@@ -763,8 +782,8 @@ static void read_body(sg_conn *c)
             return;
         }
         c->t_up = ev_now(loop_of(c));
-        if (cur_member(c))
-            cur_member(c)->st->bytes_from += (uint64_t)n;
+        if (cur_state(c))
+            cur_state(c)->bytes_from += (uint64_t)n;
         if (c->resp_remaining == 0) {
             finish_response(c, false, false);
             return;

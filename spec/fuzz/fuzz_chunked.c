@@ -318,7 +318,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     char tag[64];
     if (gw.state == GW_DONE) {
-        snprintf(tag, sizeof tag, "accepted-invalid-%s", ref.tag ? ref.tag : "incomplete");
+        snprintf(tag, sizeof tag, "%s%s", ref.tag ? "lenient-" : "complete-early",
+                 ref.tag ? ref.tag : "");
         FUZZ_CHECK(ref.state == REF_DONE, tag,
                    "message complete after %zu bytes, reference: %s at byte %zu", gw.end,
                    ref.state == REF_BAD ? ref.tag : "needs more", ref.end);
@@ -330,7 +331,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                        ref.body.len);
         }
     } else if (ref.state == REF_BAD) {
-        snprintf(tag, sizeof tag, "not-rejected-%s", ref.tag);
+        snprintf(tag, sizeof tag, "lenient-%s", ref.tag);
         FUZZ_CHECK(gw.state == GW_ERROR, tag, "reference rejects byte %zu (%s), gateway %s",
                    ref.end, ref.tag, "waits for more");
         if (gw.state == GW_ERROR)

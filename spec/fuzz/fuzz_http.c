@@ -61,6 +61,19 @@ static bool within(const char *p, size_t len, const char *lo, const char *hi)
     return p >= lo && p <= hi && len <= (size_t)(hi - p);
 }
 
+/* field-name = token (RFC 9110 §5.1, §5.6.2); RFC 9112 §5.1 requires a 400 for whitespace
+ * between the name and the colon, a classic request smuggling vector */
+static bool is_token(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c && strchr("!#$%&'*+-.^_`|~", c))))
+            return false;
+    }
+    return len > 0;
+}
+
 static bool bad_value_char(const char *v, size_t len)
 {
     for (size_t i = 0; i < len; i++)
@@ -109,6 +122,8 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
                    "header %zu name outside the request buffer", i);
         FUZZ_CHECK(!has_nul(hd->name, hd->name_len) && hd->name[hd->name_len] == '\0',
                    "nul-in-header-name", "header %zu name", i);
+        FUZZ_CHECK(is_token(hd->name, hd->name_len), "header-name-not-token",
+                   "header %zu name \"%.*s\"", i, (int)hd->name_len, hd->name);
         FUZZ_CHECK(hd->value != NULL, "header-value-null", "header %zu", i);
         if (hd->value_len) {
             FUZZ_CHECK(within(hd->value, hd->value_len + 1, raw_lo, raw_hi),
@@ -212,6 +227,17 @@ static void parse_stream(run *r, const char *stream, size_t len, const size_t *c
                 FUZZ_CHECK(r->body.len == (size_t)(q.content_length > 0 ? q.content_length : 0),
                            "body-length", "%zu body bytes, Content-Length %lld", r->body.len,
                            (long long)q.content_length);
+            if (!q.has_body) { /* then the message is the head: it must end in a blank line */
+                const char *e = stream + off;
+                size_t mlen = off - req_start;
+                char tail[16] = "";
+                for (size_t i = mlen < 3 ? mlen : 3; i > 0; i--)
+                    snprintf(tail + strlen(tail), sizeof tail - strlen(tail), " %02x",
+                             (unsigned char)e[-(long)i]);
+                FUZZ_CHECK(mlen >= 2 && e[-1] == '\n' &&
+                               (e[-2] == '\n' || (mlen >= 3 && e[-2] == '\r' && e[-3] == '\n')),
+                           "head-end-not-blank-line", "a body-less message ends in bytes%s", tail);
+            }
             fuzz_log_str(&r->log, "done");
             fuzz_log_mem(&r->log, r->body.data, r->body.len);
             r->body.len = 0;

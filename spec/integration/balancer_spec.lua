@@ -12,13 +12,14 @@
 
 local helpers = require "spec.helpers"
 local socket = require "socket"
+local fcntl = require "posix.fcntl"
 
 -- Source of a fake application named `name`: answers 200 with X-Backend: <name> and a body of
 -- "<name>\n" plus the variables as NAME=VALUE lines. Paths containing
 --   /slow      wait (up to 8 s) until the file <reldir>/<QUERY_STRING> exists, then answer;
 --   /big       add 100 000 bytes to the body;
---   /partial   read the head and 1000 bytes of the body, then close without answering;
---   /noanswer  read the head only, then close without answering.
+--   /cut-body  read the head and 1000 bytes of the body, then close without answering;
+--   /no-answer read the head only, then close without answering.
 local function app(name, reldir)
   return string.format([[
 function(req, sock)
@@ -33,8 +34,8 @@ function(req, sock)
       sleep(0.02)
     end
   end
-  if path:find("/partial", 1, true) then req:read_body(1000) return end
-  if path:find("/noanswer", 1, true) then return end
+  if path:find("/cut-body", 1, true) then req:read_body(1000) return end
+  if path:find("/no-answer", 1, true) then return end
   req:read_body()
   local body = NAME .. "\n" .. env_lines(req)
   if path:find("/big", 1, true) then body = body .. ("x"):rep(100000) end
@@ -43,10 +44,12 @@ function(req, sock)
 end]], name, reldir)
 end
 
--- A port bound on 127.0.0.1 that never listens: connects to it are refused.
+-- A port bound on 127.0.0.1 that never listens: connects to it are refused. Close-on-exec, so
+-- that processes started later (the gateway, backends) do not keep the port bound.
 local function reserve_port()
   local s = assert(socket.tcp())
-  assert(s:bind("127.0.0.1", 0))
+  assert(s:bind("127.0.0.1", 0)) -- (the fd exists only from here on)
+  assert(fcntl.fcntl(s:getfd(), fcntl.F_SETFD, fcntl.FD_CLOEXEC))
   local _, port = s:getsockname()
   return tonumber(port), s
 end
@@ -541,7 +544,7 @@ return {
     it("is not retried on another member once part of the body was sent", function()
       local before_p, before_q = B.PP:count(), B.PQ:count()
       local body = helpers.blob(2 * 1024 * 1024, 7)
-      local res = gw:request { method = "POST", path = "/partial/partial", body = body,
+      local res = gw:request { method = "POST", path = "/partial/cut-body", body = body,
                                headers = { Cookie = "ROUTEID=s.p",
                                            ["Content-Type"] = "application/octet-stream" },
                                timeout = 10 }
@@ -554,7 +557,7 @@ return {
 
     it("is not retried on another member once the request head was sent", function()
       local before_q = B.PQ:count()
-      local res = get("/partial/noanswer", { Cookie = "ROUTEID=s.p" })
+      local res = get("/partial/no-answer", { Cookie = "ROUTEID=s.p" })
       assert.equal(502, res.status, res.body)
       assert.equal(before_q, B.PQ:count(), "the request was retried on the other member")
       local ok = get("/partial/x", { Cookie = "ROUTEID=s.q" })

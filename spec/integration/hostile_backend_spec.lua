@@ -118,6 +118,7 @@ describe("hostile backends #integration", function()
     hostile = helpers.scgi_backend { handler = HOSTILE }
     ok_backend = helpers.scgi_backend()
     gw = helpers.start_gateway {
+      workers = 1, -- /proc/PID below is the one serving process
       access_log = false,
       log_level = "info",
       timeouts = { client_header = 2, client_body = 5, backend = 2, connect = 2, send = 5,
