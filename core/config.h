@@ -86,6 +86,8 @@ typedef struct sg_timeouts {
 typedef struct sg_limits {
     size_t header_bytes, headers, connections;
     uint64_t body_bytes;
+    double hook_time;    /* seconds one hook call may run */
+    size_t lua_memory;   /* bytes the Lua heap may hold while a hook runs */
 } sg_limits;
 
 typedef struct sg_allow {
@@ -110,6 +112,8 @@ typedef struct sg_config {
     char *status_path;   /* owned; NULL: no status endpoint */
     sg_allow *status_allow; size_t nstatus_allow;
     int traceback_ref;
+    double hook_deadline; /* monotonic seconds; 0 when no budget applies */
+    size_t hook_memory_kb;
 } sg_config;
 
 #endif

@@ -135,6 +135,19 @@ static bool clean_value(const char *v, size_t len)
     return true;
 }
 
+/* RFC 9110 §5.1: a field name is a token; whitespace before the colon is an attack vector */
+static bool token(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
+            return false;
+    }
+    return true;
+}
+
 /* Checks Transfer-Encoding: only "chunked", last and once, is understood (RFC 9112 §6.3). */
 static int check_te(sg_http *h, const char *v, size_t len)
 {
@@ -193,6 +206,8 @@ static int on_headers_complete(http_parser *p)
             hd->value_off = 0;
         if (!clean_value(hd->value, hd->value_len))
             return fail(h, 400, "invalid character in header value");
+        if (!token(hd->name, hd->name_len))
+            return fail(h, 400, "invalid character in header name");
         if (sg_strieq(hd->name, hd->name_len, "Transfer-Encoding")) {
             if (te++ || check_te(h, hd->value, hd->value_len))
                 return h->status ? -1 : fail(h, 400, "repeated Transfer-Encoding");
@@ -231,6 +246,9 @@ static int on_headers_complete(http_parser *p)
     size_t plen = ulen;
     if (ulen == 0)
         return fail(h, 400, "empty request-target");
+    for (size_t i = 0; i < ulen; i++)
+        if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
+            return fail(h, 400, "control character or space in the request-target");
     if (u[0] != '/') {
         struct http_parser_url pu;
         http_parser_url_init(&pu);
@@ -279,6 +297,13 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     sg_http *h = from_parser(p);
+    if (h->feed_base) {
+        if (h->nranges < SG_ARRAY_LEN(h->range_off)) {
+            h->range_off[h->nranges] = (size_t)(at - h->feed_base);
+            h->range_len[h->nranges] = len;
+        }
+        h->nranges++;
+    }
     h->on_body(h->ud, at, len);
     return 0;
 }
@@ -469,9 +494,29 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
     if (len == 0)
         return 0;
     bool was_head_done = h->head_done;
+    bool check_framing = was_head_done && h->req->chunked;
+    h->feed_base = check_framing ? data : NULL;
+    h->nranges = 0;
     if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
         http_parser_pause(&h->parser, 0);
     size_t n = http_parser_execute(&h->parser, &settings, data, len);
+    h->feed_base = NULL;
+    if (check_framing && h->nranges <= SG_ARRAY_LEN(h->range_off)) {
+        /* http-parser skips chunk extensions unread: a NUL there must not pass silently */
+        const char *z = memchr(data, 0, n);
+        while (z) {
+            size_t pos = (size_t)(z - data);
+            bool in_data = false;
+            for (size_t i = 0; i < h->nranges && !in_data; i++)
+                in_data = pos >= h->range_off[i] && pos < h->range_off[i] + h->range_len[i];
+            if (!in_data) {
+                *status = 400;
+                *err = "NUL byte in chunk framing";
+                return SG_ERR;
+            }
+            z = memchr(z + 1, 0, n - pos - 1);
+        }
+    }
     enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
     if (!was_head_done) {
         size_t head_part = n;

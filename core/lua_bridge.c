@@ -9,7 +9,9 @@
 #include <arpa/inet.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <luajit.h>
 #include <lualib.h>
+#include <time.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,51 @@ static int traceback(lua_State *L)
         msg = lua_typename(L, lua_type(L, 1));
     luaL_traceback(L, L, msg, 1);
     return 1;
+}
+
+/* ---- the budget: hooks run inside the event loop, so they may not hang or hoard ---- */
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char BUDGET_KEY = 0; /* registry key: lightuserdata -> the sg_config */
+
+/*
+ * Called every few thousand VM instructions while a hook runs. The JIT is off in config
+ * states because compiled code never calls count hooks; the interpreter is fast enough
+ * for routing policy, and a runaway hook costs one request instead of the whole server.
+ */
+static void on_budget(lua_State *L, lua_Debug *ar)
+{
+    SG_UNUSED(ar);
+    lua_pushlightuserdata(L, (void *)&BUDGET_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX);
+    sg_config *cfg = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!cfg || cfg->hook_deadline == 0)
+        return;
+    if (mono_now() > cfg->hook_deadline)
+        luaL_error(L, "hook ran longer than limits.hook_time (%.3g s)", cfg->limits.hook_time);
+    if ((size_t)lua_gc(L, LUA_GCCOUNT, 0) > cfg->hook_memory_kb)
+        luaL_error(L, "hook made the Lua heap exceed limits.lua_memory (%zu bytes)",
+                   cfg->limits.lua_memory);
+}
+
+static void budget_arm(sg_config *cfg, double seconds)
+{
+    cfg->hook_deadline = mono_now() + seconds;
+    cfg->hook_memory_kb = cfg->limits.lua_memory / 1024;
+    lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, 1000);
+}
+
+static void budget_disarm(sg_config *cfg)
+{
+    lua_sethook(cfg->L, NULL, 0, 0);
+    cfg->hook_deadline = 0;
 }
 
 /* Calls the function below `nargs` arguments; on error appends the traceback to err. */
@@ -54,6 +101,17 @@ static int pcall_traceback(lua_State *L, int nargs, int nres, sg_buf *err)
         return SG_ERR;
     }
     return SG_OK;
+}
+
+/* A hook call: pcall_traceback under the per-call time and memory budget. */
+static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
+{
+    budget_arm(cfg, cfg->limits.hook_time);
+    int rc = pcall_traceback(cfg->L, nargs, nres, err);
+    budget_disarm(cfg);
+    if (rc != SG_OK)
+        lua_gc(cfg->L, LUA_GCCOLLECT, 0); /* give back what a runaway hook piled up */
+    return rc;
 }
 
 /* ---- reading the normalised table ---- */
@@ -489,6 +547,8 @@ static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
     cfg->limits.headers = (size_t)opt_number(L, tt, "headers", 100);
     cfg->limits.body_bytes = (uint64_t)opt_number(L, tt, "body_bytes", 1073741824.0);
     cfg->limits.connections = (size_t)opt_number(L, tt, "connections", 10000);
+    cfg->limits.hook_time = opt_number(L, tt, "hook_time", 1);
+    cfg->limits.lua_memory = (size_t)opt_number(L, tt, "lua_memory", 67108864.0);
     lua_pop(L, 1);
     cfg->workers = (int)opt_number(L, t, "workers", 1);
     cfg->access_log = opt_string(L, t, "access_log");
@@ -579,6 +639,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
         return NULL;
     }
     luaL_openlibs(L);
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     /* modules: ours first, then the directory of the config file (for its own requires) */
     const char *slash = strrchr(file, '/');
     int dirlen = slash ? (int)(slash - file) : 1;
@@ -631,6 +692,9 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     lua_pop(L, 1); /* the nil error slot */
     sg_config *cfg = sg_xcalloc(1, sizeof *cfg);
     cfg->L = L;
+    lua_pushlightuserdata(L, (void *)&BUDGET_KEY);
+    lua_pushlightuserdata(L, cfg);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     cfg->refs = 1;
     cfg->generation = generation;
     cfg->file = sg_xstrdup(file);
@@ -786,7 +850,7 @@ int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
             lua_remove(L, -2);
             lua_pushlstring(L, r->path, r->path_len);
             lua_pushstring(L, rt->match_pattern);
-            if (pcall_traceback(L, 2, 1, err) != SG_OK)
+            if (pcall_hook(ctx->cfg, 2, 1, err) != SG_OK)
                 return SG_ERR;
             bool ok = !lua_isnil(L, -1);
             lua_pop(L, 1);
@@ -795,7 +859,7 @@ int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
         } else if (rt->match_ref != LUA_NOREF) {
             lua_rawgeti(L, LUA_REGISTRYINDEX, rt->match_ref);
             push_req(ctx);
-            if (pcall_traceback(L, 1, 1, err) != SG_OK)
+            if (pcall_hook(ctx->cfg, 1, 1, err) != SG_OK)
                 return SG_ERR;
             bool ok = lua_toboolean(L, -1);
             lua_pop(L, 1);
@@ -818,7 +882,7 @@ int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *
         return SG_OK;
     lua_rawgeti(L, LUA_REGISTRYINDEX, route->access_ref);
     push_req(ctx);
-    if (pcall_traceback(L, 1, 2, err) != SG_OK)
+    if (pcall_hook(ctx->cfg, 1, 2, err) != SG_OK)
         return SG_ERR;
     if (lua_type(L, -2) == LUA_TNUMBER) {
         int st = (int)lua_tointeger(L, -2);
@@ -848,7 +912,7 @@ int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *pre
     lua_State *L = ctx->cfg->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, e->fn_ref);
     push_req(ctx);
-    if (pcall_traceback(L, 1, 1, err) != SG_OK)
+    if (pcall_hook(ctx->cfg, 1, 1, err) != SG_OK)
         return SG_ERR;
     *present = false;
     if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
@@ -886,7 +950,7 @@ int sg_lua_balance(sg_hook_ctx *ctx, const sg_balancer *b, const bool *usable, i
         lua_pop(L, 1);
     }
     push_req(ctx);
-    if (pcall_traceback(L, 2, 1, err) != SG_OK)
+    if (pcall_hook(ctx->cfg, 2, 1, err) != SG_OK)
         return SG_ERR;
     if (lua_istable(L, -1)) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref);

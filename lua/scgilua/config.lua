@@ -451,6 +451,8 @@ local limits = s.record {
   { headers = s.integer { min = 1, max = 10000, default = 100 } },
   { body_bytes = s.integer { min = 0, default = 1073741824 } },
   { connections = s.integer { min = 1, default = 10000 } },
+  { hook_time = s.number { gt = 0, default = 1 } },
+  { lua_memory = s.integer { min = 1048576, default = 67108864 } },
   default = {},
 }
 

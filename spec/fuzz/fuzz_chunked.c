@@ -231,6 +231,8 @@ static int ref_dechunk(const uint8_t *p, size_t len, ref_result *r)
             for (i++; i < len && field_char(p[i]); i++)
                 ;
         }
+        if (i < len && p[i] != '\r' && p[i] != '\n')
+            return bad(r, i, "trailer-value");
         if (field_line_end(r, p, len, &i) != REF_DONE)
             return r->state;
     }
@@ -343,7 +345,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    gw.state == GW_ERROR ? "error" : "waits", gw.status,
                    gw.err ? gw.err : "-");
     } else { /* the reference needs more: so must the gateway */
-        FUZZ_CHECK(gw.state == GW_MORE, "rejected-valid-prefix",
+        FUZZ_CHECK(gw.state == GW_MORE, "rejected-valid",
                    "a valid prefix rejected with %d (%s)", gw.status, gw.err ? gw.err : "-");
     }
     if (ref.state != REF_BAD)

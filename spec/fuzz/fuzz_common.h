@@ -97,4 +97,18 @@ static inline size_t fuzz_log_diverge(const fuzz_log *a, const fuzz_log *b)
     return i;
 }
 
+/* Prints up to 96 bytes of a log from `from` on, escaped, to show where two runs differ. */
+static inline void fuzz_log_show(const char *label, const fuzz_log *l, size_t from)
+{
+    fprintf(stderr, "  %s @%zu: \"", label, from);
+    for (size_t i = from; i < l->len && i < from + 96; i++) {
+        unsigned char c = (unsigned char)l->data[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"')
+            fputc(c, stderr);
+        else
+            fprintf(stderr, "\\x%02x", c);
+    }
+    fprintf(stderr, "\"\n");
+}
+
 #endif

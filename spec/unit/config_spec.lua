@@ -76,7 +76,7 @@ describe("scgilua.config", function()
 
     it("fills every limit", function()
       assert.same({ header_bytes = 16384, headers = 100, body_bytes = 1073741824,
-                    connections = 10000 }, cfg.limits)
+                    connections = 10000, hook_time = 1, lua_memory = 67108864 }, cfg.limits)
     end)
 
     it("fills a route", function()
@@ -97,8 +97,8 @@ describe("scgilua.config", function()
 
     it("keeps given limits and fills the others", function()
       local c = ok(conf { limits = { body_bytes = 0, headers = 1 } })
-      assert.same({ header_bytes = 16384, headers = 1, body_bytes = 0, connections = 10000 },
-        c.limits)
+      assert.same({ header_bytes = 16384, headers = 1, body_bytes = 0, connections = 10000,
+                    hook_time = 1, lua_memory = 67108864 }, c.limits)
     end)
 
     it("fills the status endpoint", function()
@@ -287,6 +287,10 @@ describe("scgilua.config", function()
     end)
 
     it("check limit ranges", function()
+      fails(conf { limits = { hook_time = 0 } },
+        "limits.hook_time: expected a positive number, got 0 (number)")
+      fails(conf { limits = { lua_memory = 1000 } },
+        "limits.lua_memory: expected an integer >= 1048576, got 1000 (number)")
       fails(conf { limits = { header_bytes = 512 } },
         "limits.header_bytes: expected an integer between 1024 and 1048576, got 512 (number)")
       fails(conf { limits = { headers = 10001 } },
