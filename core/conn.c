@@ -704,9 +704,12 @@ static void conn_watch(sg_conn *c)
         break;
     case SG_CONN_PROXY:
     case SG_CONN_LOCAL:
-        want_read = c->req.has_body && !c->body_complete && !c->read_eof &&
-                    c->in.len < SG_IN_MAX &&
-                    (c->body_discard || (c->state == SG_CONN_PROXY && c->body.len < SG_BODY_MAX));
+        if (c->req.has_body && !c->body_complete)
+            want_read = !c->read_eof && c->in.len < SG_IN_MAX &&
+                        (c->body_discard ||
+                         (c->state == SG_CONN_PROXY && c->body.len < SG_BODY_MAX));
+        else /* stay subscribed: pipelined bytes wait in `in`, and no epoll_ctl per request */
+            want_read = !c->read_eof && c->in.len < SG_IN_MAX;
         break;
     default:
         break;
@@ -794,7 +797,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (n == SG_ERR)
             sg_log_debug(errno, "read from %s failed", c->peer);
         c->read_eof = true;
-        if (c->state != SG_CONN_READ_HEAD || n == SG_ERR) {
+        bool request_whole = (c->state == SG_CONN_PROXY || c->state == SG_CONN_LOCAL) &&
+                             (!c->req.has_body || c->body_complete);
+        if (n == 0 && request_whole) {
+            /* a half-close after a complete request still gets its answer */
+            c->close_after = true;
+        } else if (c->state != SG_CONN_READ_HEAD || n == SG_ERR) {
             /* the client went away mid-request (or reset): nothing left to answer */
             if (c->state == SG_CONN_PROXY || c->state == SG_CONN_SPOOL_BODY)
                 sg_conn_log_route(c, SG_LOG_INFO, "client closed the connection before the request body was complete");

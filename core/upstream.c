@@ -338,7 +338,9 @@ static void connect_attempt(sg_conn *c)
         sg_conn_error(c, 503, "socket");
         return;
     }
-    if (be->addr.ss_family != AF_UNIX) {
+    if (be->addr.ss_family != AF_UNIX && u->body_len > 0) {
+        /* the netstring alone goes out in one write; a streamed body may end in a small
+         * segment that Nagle would hold back */
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
@@ -350,12 +352,15 @@ static void connect_attempt(sg_conn *c)
     ev_io_set(&u->wio, fd, EV_WRITE);
     if (connect(fd, (const struct sockaddr *)&be->addr, be->addrlen) != 0) {
         if (errno != EINPROGRESS) {
-            connect_failed(c, strerror(errno));
+            connect_failed(c, errno == EAGAIN ? "the backend's listen queue is full"
+                                              : strerror(errno));
             return;
         }
-        return; /* on_up_write finishes the connect */
+        /* on loopback the handshake is usually done already: try to send right away and
+         * only wait for writability if the kernel says so (saves a loop turn) */
+    } else {
+        u->phase = SG_UP_SENDING;
     }
-    u->phase = SG_UP_SENDING;
     sg_upstream_pump(c);
 }
 
@@ -412,7 +417,7 @@ static void backend_stopped_reading(sg_conn *c, int err)
 void sg_upstream_pump(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    if (u->phase != SG_UP_SENDING || u->write_closed)
+    if ((u->phase != SG_UP_SENDING && u->phase != SG_UP_CONNECTING) || u->write_closed)
         return;
     for (;;) {
         ssize_t n;
@@ -449,12 +454,21 @@ void sg_upstream_pump(sg_conn *c)
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return; /* still connecting, or the socket buffer is full */
+            if (u->phase == SG_UP_CONNECTING) {
+                /* the connect itself failed: nothing was sent, another member may serve */
+                connect_failed(c, strerror(errno));
                 return;
+            }
             backend_stopped_reading(c, errno);
             return;
         }
+        if (u->phase == SG_UP_CONNECTING)
+            u->phase = SG_UP_SENDING;
         c->t_up = ev_now(loop_of(c));
     }
+    if (u->phase == SG_UP_CONNECTING)
+        return; /* nothing to send cannot happen: the netstring is always there */
     if (u->req.len == 0 && u->body_sent >= u->body_len) {
         /* everything sent: half-close is not used, some SCGI servers treat it as abort */
         u->phase = u->got_bytes ? u->phase : SG_UP_HEAD;
@@ -467,22 +481,9 @@ void sg_upstream_pump(sg_conn *c)
 static void on_up_write(struct ev_loop *loop, ev_io *w, int revents)
 {
     sg_conn *c = SG_CONTAINER_OF(w, sg_conn, up.wio);
-    sg_upstream *u = &c->up;
     SG_UNUSED(loop);
     SG_UNUSED(revents);
-    if (u->phase == SG_UP_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = errno;
-        if (err) {
-            connect_failed(c, strerror(err));
-            sg_conn_kick(c);
-            return;
-        }
-        u->phase = SG_UP_SENDING;
-        c->t_up = ev_now(loop_of(c));
-    }
+    /* a finished connect shows up as writability; pump sends, or reports why it failed */
     sg_upstream_pump(c);
     sg_conn_kick(c);
 }
@@ -693,6 +694,8 @@ static void relay_bytes(sg_conn *c, const char *data, size_t len)
     c->bytes_out += len;
 }
 
+static void read_body(sg_conn *c);
+
 static void read_head(sg_conn *c)
 {
     sg_upstream *u = &c->up;
@@ -733,6 +736,8 @@ static void read_head(sg_conn *c)
     sg_buf_reset(&u->head);
     if (c->resp_remaining == 0)
         finish_response(c, false, false);
+    else
+        read_body(c); /* the end is often already there: one write to the client, not two */
 }
 
 static void read_body(sg_conn *c)
