@@ -32,7 +32,7 @@ LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 # relink when switching between the plain and the sanitized build
 $(shell mkdir -p $(BUILD); [ "$$(cat build/variant 2>/dev/null)" = "$(VARIANT)" ] || echo $(VARIANT) > build/variant)
 
-.PHONY: all run deps deps-test test test-c test-unit test-integration bench install clean
+.PHONY: all run deps deps-test test test-c test-unit test-integration bench install fuzz clean
 
 all: scgi-lua
 
@@ -77,9 +77,16 @@ bench: all
 	@sh spec/bench/run.sh
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/scgilua
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUADIR)/scgilua $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(PREFIX)/share/doc/scgi-lua/examples
 	install -m 0755 scgi-lua $(DESTDIR)$(BINDIR)/scgi-lua
 	install -m 0644 lua/scgilua/*.lua $(DESTDIR)$(LUADIR)/scgilua/
+	install -m 0644 core/scgi-lua.8 $(DESTDIR)$(MANDIR)/man8/scgi-lua.8
+	install -m 0644 examples/*.lua examples/*.service examples/logrotate.conf README.md \
+	    $(DESTDIR)$(PREFIX)/share/doc/scgi-lua/examples/
+
+fuzz:
+	@sh spec/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 clean:
 	rm -rf build scgi-lua spec/c/*.bin

@@ -106,6 +106,7 @@ typedef struct sg_config {
     sg_timeouts timeouts;
     sg_limits limits;
     char *access_log;    /* owned: "stderr", a path, or NULL (off) */
+    int log_format_ref;  /* Lua function(req, res) -> line, or LUA_NOREF */
     int log_level;
     sg_route *routes; size_t nroutes;
     sg_balancer *balancers; size_t nbalancers;

@@ -259,13 +259,26 @@ static void access_log(sg_conn *c)
     const sg_req_header *ua = sg_request_header(&c->req, "User-Agent");
     sg_buf line;
     sg_buf_init(&line);
-    sg_buf_appendf(&line, "%s - - [%s] \"%s %.*s HTTP/%d.%d\" %d %llu \"%.*s\" \"%.*s\" %.3f %s\n",
-                   c->remote_addr, tbuf, method, uri_len, uri,
-                   c->req.http_major, c->req.http_minor, c->status,
-                   (unsigned long long)c->bytes_out, ref ? (int)ref->value_len : 1,
-                   ref ? ref->value : "-", ua ? (int)ua->value_len : 1, ua ? ua->value : "-",
-                   ev_now(sg_server_loop(c->server)) - c->t_start,
-                   c->route && c->up.be ? c->up.be->text : "-");
+    double took = ev_time() - c->t_start;
+    const char *backend = c->route && c->up.be ? c->up.be->text : NULL;
+    if (c->cfg && c->cfg->log_format_ref >= 0 && c->hook.cfg) {
+        sg_log_fields f = { c->status, c->bytes_out, took, backend, tbuf };
+        sg_buf err;
+        sg_buf_init(&err);
+        if (sg_lua_log_format(&c->hook, &f, &line, &err) != SG_OK) {
+            sg_log_error(0, "log_format failed, using the default format: %.*s", (int)err.len,
+                         sg_buf_head(&err));
+            sg_buf_reset(&line);
+        }
+        sg_buf_free(&err);
+    }
+    if (line.len == 0)
+        sg_buf_appendf(&line, "%s - - [%s] \"%s %.*s HTTP/%d.%d\" %d %llu \"%.*s\" \"%.*s\" %.3f %s\n",
+                       c->remote_addr, tbuf, method, uri_len, uri, c->req.http_major,
+                       c->req.http_minor, c->status, (unsigned long long)c->bytes_out,
+                       ref ? (int)ref->value_len : 1, ref ? ref->value : "-",
+                       ua ? (int)ua->value_len : 1, ua ? ua->value : "-", took,
+                       backend ? backend : "-");
     sg_access_log_write(sg_buf_head(&line), line.len);
     sg_buf_free(&line);
 }

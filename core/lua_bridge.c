@@ -552,6 +552,7 @@ static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
     lua_pop(L, 1);
     cfg->workers = (int)opt_number(L, t, "workers", 1);
     cfg->access_log = opt_string(L, t, "access_log");
+    cfg->log_format_ref = opt_ref(L, t, "log_format");
     char *level = opt_string(L, t, "log_level");
     cfg->log_level = sg_log_level_parse(level ? level : "info");
     if (cfg->log_level < 0)
@@ -972,6 +973,41 @@ int sg_lua_balance(sg_hook_ctx *ctx, const sg_balancer *b, const bool *usable, i
         lua_pop(L, 1);
         return SG_ERR;
     }
+    lua_pop(L, 1);
+    return SG_OK;
+}
+
+int sg_lua_log_format(sg_hook_ctx *ctx, const sg_log_fields *f, sg_buf *line, sg_buf *err)
+{
+    lua_State *L = ctx->cfg->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->cfg->log_format_ref);
+    push_req(ctx);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, f->status);
+    lua_setfield(L, -2, "status");
+    lua_pushnumber(L, (lua_Number)f->bytes);
+    lua_setfield(L, -2, "bytes");
+    lua_pushnumber(L, f->duration);
+    lua_setfield(L, -2, "duration");
+    if (f->backend) {
+        lua_pushstring(L, f->backend);
+        lua_setfield(L, -2, "backend");
+    }
+    lua_pushstring(L, f->time_local);
+    lua_setfield(L, -2, "time_local");
+    if (pcall_hook(ctx->cfg, 2, 1, err) != SG_OK)
+        return SG_ERR;
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    if (!s) {
+        sg_buf_appendf(err, "log_format returned a %s, expected a string",
+                       lua_typename(L, lua_type(L, -1)));
+        lua_pop(L, 1);
+        return SG_ERR;
+    }
+    sg_buf_append(line, s, len);
+    if (len == 0 || s[len - 1] != '\n')
+        sg_buf_append(line, "\n", 1);
     lua_pop(L, 1);
     return SG_OK;
 }

@@ -9,6 +9,7 @@
 #define SG_LUA_BRIDGE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
@@ -67,5 +68,17 @@ int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *pre
  */
 int sg_lua_balance(sg_hook_ctx *ctx, const sg_balancer *b, const bool *usable, int *idx,
                    sg_buf *err);
+
+/** What an access log line is made of (the `res` table handed to log_format). */
+typedef struct sg_log_fields {
+    int status;
+    uint64_t bytes;
+    double duration;
+    const char *backend;    /* or NULL */
+    const char *time_local; /* "26/Nov/2026:04:54:09 +0000" */
+} sg_log_fields;
+
+/** Runs the config's log_format(req, res); appends the line (newline ensured). */
+int sg_lua_log_format(sg_hook_ctx *ctx, const sg_log_fields *f, sg_buf *line, sg_buf *err);
 
 #endif

@@ -56,6 +56,13 @@ static void find_lua_dir(char *out, size_t len)
                 strcat(out, "/lua");
                 return;
             }
+            /* a relocated install (DESTDIR, luarocks tree): PREFIX/bin/../share/lua/5.1 */
+            snprintf(probe, sizeof probe, "%s/../share/lua/5.1/scgilua/config.lua", exe);
+            if (stat(probe, &st) == 0 && strlen(exe) + 20 <= len) {
+                strcpy(out, exe);
+                strcat(out, "/../share/lua/5.1");
+                return;
+            }
         }
     }
     snprintf(out, len, "%s", SG_LUA_DIR);

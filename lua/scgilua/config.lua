@@ -652,6 +652,7 @@ local config = s.record {
   { timeouts = timeouts },
   { limits = limits },
   { access_log = access_log },
+  { log_format = s.func {} },
   { log_level = log_level },
   { status = status },
   { balancers = balancers },
