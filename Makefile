@@ -9,21 +9,24 @@ MANDIR   ?= $(PREFIX)/share/man
 
 CC       ?= cc
 PKGS     := libev-dev libluajit-5.1-dev luajit libhttp-parser-dev
-TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3
+TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3 luarocks groff-base
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 LUAJIT_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null || echo -lluajit-5.1)
 
 VARIANT  := $(if $(SANITIZE),san,std)
 BUILD    := build/$(VARIANT)
+# CFLAGS/LDFLAGS from the command line (luarocks passes some) add to ours, never replace them
 CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror $(LUAJIT_CFLAGS) \
-            -DSG_LUA_DIR='"$(LUADIR)"'
-LDFLAGS  += -Wl,-E
+SG_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror $(LUAJIT_CFLAGS) \
+             -DSG_LUA_DIR='"$(LUADIR)"'
+SG_LDFLAGS := -Wl,-E
 LDLIBS   += -lev -lhttp_parser $(LUAJIT_LIBS) -lm
 ifdef SANITIZE
-CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS  += -fsanitize=address,undefined
+SG_CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SG_LDFLAGS += -fsanitize=address,undefined
 endif
+ALL_CFLAGS = $(CFLAGS) $(SG_CFLAGS)
+ALL_LDFLAGS = $(LDFLAGS) $(SG_LDFLAGS)
 
 SRCS := $(wildcard core/*.c)
 OBJS := $(SRCS:core/%.c=$(BUILD)/%.o)
@@ -37,10 +40,10 @@ $(shell mkdir -p $(BUILD); [ "$$(cat build/variant 2>/dev/null)" = "$(VARIANT)" 
 all: scgi-lua
 
 scgi-lua: $(OBJS) build/variant
-	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 $(BUILD)/%.o: core/%.c $(wildcard core/*.h)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # ---- set-up: install what is missing (as root), or say exactly what to run ----
 deps:
@@ -55,8 +58,8 @@ run: deps
 
 # ---- tests: one summary line "N passed, M failed" over every suite ----
 spec/c/%.bin: spec/c/%.c $(LIB_OBJS) spec/c/test.h
-	$(CC) $(CFLAGS) -Icore -o $@ $< $(filter-out $(BUILD)/$(patsubst test_%,%,$*).o,$(LIB_OBJS)) \
-	    $(LDFLAGS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) -Icore -o $@ $< $(filter-out $(BUILD)/$(patsubst test_%,%,$*).o,$(LIB_OBJS)) \
+	    $(ALL_LDFLAGS) $(LDLIBS)
 
 C_TESTS := $(patsubst %.c,%.bin,$(wildcard spec/c/test_*.c))
 

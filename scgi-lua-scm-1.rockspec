@@ -20,6 +20,9 @@ Lua route matchers, access hooks, load balancers over SCGI backends (round-robin
 by busyness or a Lua policy), internal redirects, X-Sendfile, hot reload on SIGHUP.
 ]],
   homepage = "https://example.invalid/scgi-lua",
+  -- license: to be decided by the project owner. The repository has no licence yet; this
+  -- placeholder keeps `luarocks lint` quiet without granting or claiming any licence.
+  license = "UNLICENSED (to be decided)",
   labels = { "scgi", "http", "gateway", "proxy", "luajit" },
 }
 
@@ -43,7 +46,8 @@ test = {
 }
 
 -- C libraries the binary links against, checked before the build so a missing one is named
--- up front; their directories are passed to make for installs outside the default paths.
+-- up front. Their directories are passed to make below, but the Makefile does not read them
+-- yet: it finds LuaJIT through pkg-config and the others on the compiler's default paths.
 -- LuaJIT is listed here rather than taken from LUA_INCDIR, which points at whatever Lua runs
 -- LuaRocks and may not have luajit.h.
 external_dependencies = {
@@ -56,6 +60,9 @@ build = {
   type = "make",
   -- `make` then `make install`; the Makefile installs the binary and the Lua modules itself,
   -- so no build.install.lua table here.
+  -- No CFLAGS either (LuaRocks warns "variable CFLAGS was not passed"): a CFLAGS on make's
+  -- command line would replace the Makefile's own flags (-std=c11, -D_GNU_SOURCE, the LuaJIT
+  -- include path, SG_LUA_DIR) instead of adding to them, and the build would fail.
   -- No PREFIX or LUADIR at build time: LuaRocks points them at the rock's staging directory,
   -- from which it then moves the files into the tree, so a module path compiled into the
   -- binary from them would not exist afterwards. The Makefile's defaults (/usr/local) match

@@ -29,7 +29,8 @@ static void usage(FILE *f)
                "  -t  load and validate the configuration, print a summary, exit\n"
                "  -V  print the version\n"
                "  -h  this help\n"
-               "signals: HUP reloads the configuration, TERM/INT stop gracefully\n");
+               "signals: HUP reloads the configuration, TERM/INT stop gracefully,\n"
+               "         USR1 reopens the access log\n");
 }
 
 /* Lua modules: $SCGI_LUA_PATH, else lua/ next to the binary (a source checkout), else the

@@ -293,7 +293,8 @@ static void gw_parse(const char *msg, size_t len, size_t step, gw_result *g)
         FUZZ_CHECK(n > 0 || events, "stalled", "nothing consumed from %zu bytes, no event",
                    avail - off);
     }
-    FUZZ_CHECK(saw_head || off < sizeof head - 1, "harness-head", "the fixed head was not reported");
+    FUZZ_CHECK(saw_head || off < sizeof head - 1, "harness-head",
+               "the fixed head was not reported");
     sg_request_free(&q);
 }
 

@@ -134,11 +134,21 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
         FUZZ_CHECK(!bad_value_char(hd->value, hd->value_len), "bad-char-in-header-value",
                    "header %zu \"%.*s\" holds NUL, CR or LF", i, (int)hd->name_len, hd->name);
     }
+    /* host and content_type are views of header values: the very same pointers, or they
+     * were moved on their own (a dangling pointer can be neither read nor logged) */
     if (q->host) {
         const sg_req_header *hh = sg_request_header(q, "Host");
-        FUZZ_CHECK(hh && q->host >= hh->value && q->host_len <= hh->value_len, "host-view",
-                   "host not inside the Host header value");
+        FUZZ_CHECK(hh && q->host == hh->value && q->host_len <= hh->value_len, "host-view",
+                   "host %p is not the Host value %p (%zu bytes)", (const void *)q->host,
+                   hh ? (const void *)hh->value : NULL, hh ? hh->value_len : 0);
     }
+    bool ct_ok = q->content_type == NULL;
+    for (size_t i = 0; i < q->nheaders && !ct_ok; i++)
+        ct_ok = q->content_type == q->headers[i].value &&
+                sg_strieq(q->headers[i].name, q->headers[i].name_len, "Content-Type");
+    FUZZ_CHECK(ct_ok, "content-type-view",
+               "content_type %p is not the value of a Content-Type header",
+               (const void *)q->content_type);
     if (q->chunked)
         FUZZ_CHECK(q->has_body && q->content_length < 0, "chunked-framing",
                    "chunked with has_body %d, content_length %lld", q->has_body,
@@ -158,8 +168,8 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
     fuzz_log_mem(l, q->query, in_uri ? q->query_len : 0); /* never read outside the uri */
     fuzz_log_int(l, q->host != NULL);
     if (q->host)
-        fuzz_log_mem(l, q->host, q->host_len);
-    fuzz_log_str(l, q->content_type ? q->content_type : "(none)");
+        fuzz_log_int(l, (int64_t)q->host_len); /* the bytes are logged with the headers */
+    fuzz_log_str(l, !q->content_type ? "(none)" : ct_ok ? q->content_type : "(dangling)");
     fuzz_log_int(l, q->nheaders);
     for (size_t i = 0; i < q->nheaders; i++) {
         fuzz_log_mem(l, q->headers[i].name, q->headers[i].name_len);

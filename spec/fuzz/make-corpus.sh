@@ -10,6 +10,7 @@ seed() { # seed TARGET NAME PRINTF-FORMAT...
     local t=$1 n=$2
     shift 2
     mkdir -p "$C/$t"
+    # shellcheck disable=SC2059 # the seeds are printf formats on purpose
     printf "$@" >"$C/$t/$n"
 }
 
