@@ -46,6 +46,10 @@ const sg_req_header *sg_request_header(const sg_request *r, const char *name)
     return NULL;
 }
 
+/* states of the strict chunked-framing check (check_chunked) */
+enum { CK_SIZE0, CK_SIZE, CK_BWS, CK_EXT, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER0,
+       CK_TRAILER_NAME, CK_TRAILER, CK_TRAILER_LF, CK_END_LF, CK_DONE };
+
 static sg_http *from_parser(http_parser *p)
 {
     return SG_CONTAINER_OF(p, sg_http, parser);
@@ -289,21 +293,18 @@ static int on_headers_complete(http_parser *p)
     r->keepalive = http_should_keep_alive(p) != 0;
     r->head_only = p->method == HTTP_HEAD;
     h->head_done = true;
-    if (r->has_body)
+    if (r->has_body) {
         http_parser_pause(p, 1);
+        /* pausing here leaves the head's final LF unconsumed: the next feed starts with it */
+        h->ck_skip_lf = true;
+    }
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     sg_http *h = from_parser(p);
-    if (h->feed_base) {
-        if (h->nranges < SG_ARRAY_LEN(h->range_off)) {
-            h->range_off[h->nranges] = (size_t)(at - h->feed_base);
-            h->range_len[h->nranges] = len;
-        }
-        h->nranges++;
-    }
+
     h->on_body(h->ud, at, len);
     return 0;
 }
@@ -345,6 +346,10 @@ void sg_http_start(sg_http *h, sg_request *req)
     h->err = NULL;
     h->tok = SG_TOK_NONE;
     h->head_done = h->msg_done = false;
+    h->ck_state = CK_SIZE0;
+    h->ck_skip_lf = false;
+    h->ck_left = 0;
+    h->ck_digits = 0;
     /* a fresh parser per request: the previous one is paused at message end */
     http_parser_init(&h->parser, HTTP_REQUEST);
 }
@@ -487,6 +492,116 @@ int sg_request_retarget(sg_request *r, const char *target, size_t len, const cha
     return SG_OK;
 }
 
+/*
+ * RFC 9112 §7.1 chunked framing, strictly: CRLF line ends (a bare LF or a stray byte where
+ * CRLF belongs is how request smuggling starts), hex sizes, extensions of visible characters,
+ * trailer lines, final CRLF. http-parser de-chunks; this only judges the bytes it consumed.
+ */
+
+static int check_chunked(sg_http *h, const char *p, size_t n)
+{
+    size_t i = 0;
+    if (h->ck_skip_lf && n > 0) {
+        h->ck_skip_lf = false;
+        if (p[0] == '\n')
+            i = 1;
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        switch (h->ck_state) {
+        case CK_SIZE0:
+        case CK_SIZE:
+            if (isxdigit(c)) {
+                if (++h->ck_digits > 15)
+                    return SG_ERR;
+                h->ck_left = h->ck_left * 16 + (uint64_t)(isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
+                h->ck_state = CK_SIZE;
+            } else if (h->ck_state == CK_SIZE && c == ';') {
+                h->ck_state = CK_EXT;
+            } else if (h->ck_state == CK_SIZE && (c == ' ' || c == '\t')) {
+                h->ck_state = CK_BWS;
+            } else if (h->ck_state == CK_SIZE && c == '\r') {
+                h->ck_state = CK_SIZE_LF;
+            } else {
+                return SG_ERR;
+            }
+            break;
+        case CK_BWS: /* whitespace after the size must lead to ";" or the line end */
+            if (c == ';')
+                h->ck_state = CK_EXT;
+            else if (c == '\r')
+                h->ck_state = CK_SIZE_LF;
+            else if (c != ' ' && c != '\t')
+                return SG_ERR;
+            break;
+        case CK_EXT: /* BWS ";" name [ "=" value ], values may be quoted: visible chars only */
+            if (c == '\r')
+                h->ck_state = CK_SIZE_LF;
+            else if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return SG_ERR;
+            break;
+        case CK_SIZE_LF:
+            if (c != '\n')
+                return SG_ERR;
+            h->ck_digits = 0;
+            h->ck_state = h->ck_left ? CK_DATA : CK_TRAILER0;
+            break;
+        case CK_DATA: {
+            size_t take = n - i;
+            if (take > h->ck_left)
+                take = (size_t)h->ck_left;
+            h->ck_left -= take;
+            i += take - 1;
+            if (h->ck_left == 0)
+                h->ck_state = CK_DATA_CR;
+            break;
+        }
+        case CK_DATA_CR:
+            if (c != '\r')
+                return SG_ERR;
+            h->ck_state = CK_DATA_LF;
+            break;
+        case CK_DATA_LF:
+            if (c != '\n')
+                return SG_ERR;
+            h->ck_state = CK_SIZE0;
+            break;
+        case CK_TRAILER0:
+            if (c == '\r') {
+                h->ck_state = CK_END_LF;
+                break;
+            }
+            h->ck_state = CK_TRAILER_NAME;
+            /* fall through */
+        case CK_TRAILER_NAME: /* a field name is a token, right up to the colon */
+            if (c == ':')
+                h->ck_state = CK_TRAILER;
+            else if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
+                return SG_ERR;
+            break;
+        case CK_TRAILER:
+            if (c == '\r')
+                h->ck_state = CK_TRAILER_LF;
+            else if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return SG_ERR;
+            break;
+        case CK_TRAILER_LF:
+            if (c != '\n')
+                return SG_ERR;
+            h->ck_state = CK_TRAILER0;
+            break;
+        case CK_END_LF:
+            if (c != '\n')
+                return SG_ERR;
+            h->ck_state = CK_DONE;
+            break;
+        default:
+            return SG_ERR; /* nothing may follow the message inside this feed */
+        }
+    }
+    return SG_OK;
+}
+
 long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *status,
                   const char **err)
 {
@@ -494,28 +609,13 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
     if (len == 0)
         return 0;
     bool was_head_done = h->head_done;
-    bool check_framing = was_head_done && h->req->chunked;
-    h->feed_base = check_framing ? data : NULL;
-    h->nranges = 0;
     if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
         http_parser_pause(&h->parser, 0);
     size_t n = http_parser_execute(&h->parser, &settings, data, len);
-    h->feed_base = NULL;
-    if (check_framing && h->nranges <= SG_ARRAY_LEN(h->range_off)) {
-        /* http-parser skips chunk extensions unread: a NUL there must not pass silently */
-        const char *z = memchr(data, 0, n);
-        while (z) {
-            size_t pos = (size_t)(z - data);
-            bool in_data = false;
-            for (size_t i = 0; i < h->nranges && !in_data; i++)
-                in_data = pos >= h->range_off[i] && pos < h->range_off[i] + h->range_len[i];
-            if (!in_data) {
-                *status = 400;
-                *err = "NUL byte in chunk framing";
-                return SG_ERR;
-            }
-            z = memchr(z + 1, 0, n - pos - 1);
-        }
+    if (was_head_done && h->req->chunked && check_chunked(h, data, n) != SG_OK) {
+        *status = 400;
+        *err = "malformed chunked framing";
+        return SG_ERR;
     }
     enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
     if (!was_head_done) {

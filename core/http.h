@@ -28,10 +28,11 @@ typedef struct sg_http {
     const char *err;       /* static reason for `status` */
     int tok;               /* kind of the token being appended (SG_TOK_*) */
     bool head_done, msg_done;
-    /* body slices of the current feed, to tell data bytes from chunk framing bytes */
-    const char *feed_base;
-    size_t nranges;
-    size_t range_off[32], range_len[32];
+    /* strict chunked framing, checked beside http-parser (which is lenient about it) */
+    int ck_state;
+    uint64_t ck_left;      /* data bytes left in the current chunk */
+    unsigned ck_digits;
+    bool ck_skip_lf;
 } sg_http;
 
 enum { SG_TOK_NONE, SG_TOK_URL, SG_TOK_FIELD, SG_TOK_VALUE };

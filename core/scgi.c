@@ -190,8 +190,10 @@ void sg_scgi_encode(const sg_scgi_vars *vars, uint64_t content_length, sg_buf *o
 
 long sg_cgi_head_end(const char *buf, size_t len, size_t *scan, size_t max)
 {
+    /* the head, blank line included, must fit in `max` bytes: only look that far */
+    size_t limit = len < max ? len : max;
     size_t i = *scan;
-    for (; i < len; i++) {
+    for (; i < limit; i++) {
         if (buf[i] != '\n')
             continue;
         /* the blank line is "\n" right after a line end (or at the very start) */
@@ -199,8 +201,6 @@ long sg_cgi_head_end(const char *buf, size_t len, size_t *scan, size_t max)
             return (long)(i + 1);
         if (buf[i - 1] == '\r' && (i == 1 || buf[i - 2] == '\n'))
             return (long)(i + 1);
-        if (i + 1 > max)
-            return SG_ERR;
     }
     *scan = i;
     return len >= max ? SG_ERR : SG_AGAIN;

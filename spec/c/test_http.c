@@ -34,6 +34,15 @@ static const struct req_case cases[] = {
     { "GET /a%zz HTTP/1.1\r\nHost: h\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "BREW / HTTP/1.1\r\nHost: h\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01z\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
+    /* chunk framing http-parser tolerates but a strict peer would read differently */
+#define CHUNKED "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    { CHUNKED "5\r\nhelloXY0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },         /* data not ended by CRLF */
+    { CHUNKED "5;a\nb\r\nhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 }, /* bare LF in extension */
+    { CHUNKED "5 xyz\r\nhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },   /* junk after the size */
+    { CHUNKED "5\rXhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },        /* CR without LF */
+    { CHUNKED "5\r\nhello\r\n0\r\n\rX", 400, 0, 0, 0, 0, 0, 0 },        /* final CR then any byte */
+    { CHUNKED "5\r\nhello\r\n0\r\nX Y: z\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 }, /* trailer name */
+    { CHUNKED "5;a=\"b c\"\r\nhello\r\n0\r\nX-T: v\r\n\r\n", 0, "POST", "/", "", -1, 1, "hello" },
 };
 
 static sg_buf body;
