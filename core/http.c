@@ -95,10 +95,16 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     sg_request *r = h->req;
     if (h->head_done)
         return 0; /* chunked trailer fields: not forwarded (SCGI has no place for them) */
+    if (h->too_many)
+        return 0;
     if (h->tok != SG_TOK_FIELD) {
+        if (r->nheaders == h->headers_limit) {
+            /* judged when the value starts: http-parser hands over name bytes at the end of
+             * every read, so failing here would depend on how the head was split */
+            h->too_many = true;
+            return 0;
+        }
         switch_token(h, SG_TOK_FIELD);
-        if (r->nheaders == h->headers_limit)
-            return fail(h, 431, "too many request headers");
         if (r->nheaders == r->cap_headers) {
             r->cap_headers = r->cap_headers ? r->cap_headers * 2 : 16;
             r->headers = sg_xrealloc(r->headers, r->cap_headers * sizeof *r->headers);
@@ -118,6 +124,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     sg_request *r = h->req;
     if (h->head_done)
         return 0;
+    if (h->too_many)
+        return fail(h, 431, "too many request headers");
     sg_req_header *hd = &r->headers[r->nheaders - 1];
     if (h->tok != SG_TOK_VALUE) {
         switch_token(h, SG_TOK_VALUE);
@@ -188,6 +196,8 @@ static int on_headers_complete(http_parser *p)
 {
     sg_http *h = from_parser(p);
     sg_request *r = h->req;
+    if (h->too_many)
+        return fail(h, 431, "too many request headers");
     switch_token(h, SG_TOK_NONE);
     sg_buf_append(&r->raw, "", 1);
     r->method_id = (int)p->method;
@@ -262,18 +272,18 @@ static int on_headers_complete(http_parser *p)
             path = u + pu.field_data[UF_PATH].off;
             plen = (size_t)(ulen - pu.field_data[UF_PATH].off);
         } else {
-            path = "/";
-            plen = 1;
+            path = NULL; /* "http://host" alone means "/" */
+            plen = 0;
         }
     }
-    const char *q = memchr(path, '?', plen);
-    size_t pathlen = q ? (size_t)(q - path) : plen;
-    const char *hash = memchr(path, '#', pathlen);
-    if (hash)
-        pathlen = (size_t)(hash - path);
+    /* a fragment ends everything, a '?' inside it included */
+    const char *hash = path ? memchr(path, '#', plen) : NULL;
+    size_t effective = hash ? (size_t)(hash - path) : plen;
+    const char *q = path ? memchr(path, '?', effective) : NULL;
+    size_t pathlen = q ? (size_t)(q - path) : effective;
     if (q) {
         r->query = q + 1;
-        r->query_len = plen - pathlen - 1;
+        r->query_len = effective - pathlen - 1;
     } else {
         r->query = "";
         r->query_len = 0;
@@ -281,12 +291,14 @@ static int on_headers_complete(http_parser *p)
     /* decoded by sg_http_feed once the parser returns (appending to raw moves pointers) */
     r->path = NULL;
     r->path_len = pathlen;
-    r->uri_off = (size_t)(path - base); /* reused: where the path starts in raw */
+    r->uri_off = path ? (size_t)(path - base) : SIZE_MAX; /* reused: where the path starts */
 
     if (p->flags & F_CHUNKED) {
         r->chunked = true;
         r->has_body = true;
     } else if (p->flags & F_CONTENTLENGTH || cl) {
+        if (p->content_length > (uint64_t)INT64_MAX)
+            return fail(h, 413, "Content-Length beyond any limit");
         r->content_length = (int64_t)p->content_length;
         r->has_body = r->content_length > 0;
     }
@@ -348,6 +360,8 @@ void sg_http_start(sg_http *h, sg_request *req)
     h->head_done = h->msg_done = false;
     h->ck_state = CK_SIZE0;
     h->ck_skip_lf = false;
+    h->cr_pending = false;
+    h->too_many = false;
     h->ck_left = 0;
     h->ck_digits = 0;
     /* a fresh parser per request: the previous one is paused at message end */
@@ -411,33 +425,45 @@ long sg_http_normalize_path(const char *path, size_t len, char *out)
 }
 
 /* Reserves n bytes at the end of raw; if that moves the buffer, rebases every pointer. */
+/* Moves p along with the buffer if it pointed into it (static "" and "/" stay put). */
+static const char *rebase(const char *p, const char *old, size_t len, const char *now)
+{
+    if (p && old && p >= old && p <= old + len)
+        return now + (p - old);
+    return p;
+}
+
 static void raw_reserve(sg_request *r, size_t n)
 {
-    const char *base = r->raw.data + r->raw.off;
+    const char *base = r->raw.data ? r->raw.data + r->raw.off : NULL;
+    size_t len = r->raw.len;
     sg_buf_reserve(&r->raw, n);
     const char *nb = r->raw.data + r->raw.off;
-    ptrdiff_t d = nb - base;
-    if (!d || !base)
+    if (!base || nb == base)
         return;
-    if (r->uri)
-        r->uri += d;
-    r->query = r->query_len ? r->query + d : "";
-    if (r->path)
-        r->path += d;
-    if (r->host)
-        r->host += d;
-    if (r->content_type)
-        r->content_type += d;
+    r->uri = rebase(r->uri, base, len, nb);
+    r->query = rebase(r->query, base, len, nb);
+    r->path = rebase(r->path, base, len, nb);
+    r->host = rebase(r->host, base, len, nb);
+    r->content_type = rebase(r->content_type, base, len, nb);
     for (size_t i = 0; i < r->nheaders; i++) {
-        r->headers[i].name += d;
-        if (r->headers[i].value_len)
-            r->headers[i].value += d;
+        r->headers[i].name = rebase(r->headers[i].name, base, len, nb);
+        r->headers[i].value = rebase(r->headers[i].value, base, len, nb);
     }
 }
 
 /* Decodes and normalises path[0,len) into raw and points r->path at it. */
 static int set_path(sg_request *r, size_t path_off, size_t len)
 {
+    if (path_off == SIZE_MAX) { /* absolute-form without a path: "/" */
+        raw_reserve(r, 2);
+        char *out = sg_buf_tail(&r->raw);
+        memcpy(out, "/", 2);
+        r->path = out;
+        r->path_len = 1;
+        r->raw.len += 2;
+        return SG_OK;
+    }
     raw_reserve(r, len + 1);
     const char *base = r->raw.data + r->raw.off;
     char *out = sg_buf_tail(&r->raw);
@@ -526,11 +552,9 @@ static int check_chunked(sg_http *h, const char *p, size_t n)
                 return SG_ERR;
             }
             break;
-        case CK_BWS: /* whitespace after the size must lead to ";" or the line end */
+        case CK_BWS: /* whitespace after the size is only allowed before ";" */
             if (c == ';')
                 h->ck_state = CK_EXT;
-            else if (c == '\r')
-                h->ck_state = CK_SIZE_LF;
             else if (c != ' ' && c != '\t')
                 return SG_ERR;
             break;
@@ -612,6 +636,35 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
     if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
         http_parser_pause(&h->parser, 0);
     size_t n = http_parser_execute(&h->parser, &settings, data, len);
+    if (!was_head_done) {
+        /* RFC 9112 §2.2: a bare CR in the head is invalid. http-parser takes "\r<any>" for
+         * a line end, which lets "\r\n\rX" end a head early: a smuggling opening. */
+        size_t upto = n < len ? n + 1 : n; /* + the byte a pause left unconsumed */
+        if (h->cr_pending && upto > 0 && data[0] != '\n') {
+            *status = 400;
+            *err = "bare CR in the request head";
+            return SG_ERR;
+        }
+        h->cr_pending = false;
+        for (size_t i = 0; i < upto; i++) {
+            if (data[i] != '\r')
+                continue;
+            if (i + 1 == len) {
+                h->cr_pending = !h->head_done; /* judged with the next feed */
+                break;
+            }
+            if (data[i + 1] != '\n') {
+                *status = 400;
+                *err = "bare CR in the request head";
+                return SG_ERR;
+            }
+        }
+        if (h->head_bytes + n > h->header_bytes_limit) {
+            *status = 431;
+            *err = "request head too large";
+            return SG_ERR;
+        }
+    }
     if (was_head_done && h->req->chunked && check_chunked(h, data, n) != SG_OK) {
         *status = 400;
         *err = "malformed chunked framing";

@@ -33,6 +33,8 @@ typedef struct sg_http {
     uint64_t ck_left;      /* data bytes left in the current chunk */
     unsigned ck_digits;
     bool ck_skip_lf;
+    bool cr_pending;
+    bool too_many;         /* a header beyond limits.headers started */       /* the last head byte fed was a CR: the next must be LF */
 } sg_http;
 
 enum { SG_TOK_NONE, SG_TOK_URL, SG_TOK_FIELD, SG_TOK_VALUE };

@@ -107,9 +107,17 @@ static int field_line_end(ref_result *r, const uint8_t *p, size_t len, size_t *i
 
 /*
  * chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ), up to the CR.
- * Tags: "chunk-size" for a stray byte right after the digits, "chunk-ext-space" for BWS that
- * no ";" or "=" follows, "chunk-ext" for anything else out of place in an extension.
+ * Tags: "chunk-size" for a stray byte right after the digits, "chunk-ext" for a control byte
+ * (LF, NUL, ...) in the extensions, "chunk-ext-syntax" for visible bytes or whitespace that
+ * break the grammar (extensions are discarded, so that one is about strictness, not safety).
  */
+static int ext_bad(ref_result *r, const uint8_t *p, size_t at)
+{
+    /* a CR here ends the line early: an element is missing, which is syntax */
+    bool ctl = (p[at] < 0x20 && p[at] != '\t' && p[at] != '\r') || p[at] == 0x7f;
+    return bad(r, at, ctl ? "chunk-ext" : "chunk-ext-syntax");
+}
+
 static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
 {
     for (bool first = true;; first = false) {
@@ -118,9 +126,9 @@ static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
         if (*i == len)
             return more(r);
         if (p[*i] == '\r')
-            return *i > ws ? bad(r, ws, "chunk-ext-space") : REF_DONE;
+            return *i > ws ? bad(r, ws, "chunk-ext-syntax") : REF_DONE;
         if (p[*i] != ';')
-            return bad(r, *i, *i > ws ? "chunk-ext-space" : first ? "chunk-size" : "chunk-ext");
+            return first && *i == ws ? bad(r, *i, "chunk-size") : ext_bad(r, p, *i);
         (*i)++;
         skip_bws(p, len, i);
         size_t name = *i;
@@ -129,7 +137,7 @@ static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
         if (*i == len)
             return more(r);
         if (*i == name)
-            return bad(r, *i, "chunk-ext");
+            return ext_bad(r, p, *i);
         ws = *i;
         skip_bws(p, len, i);
         if (*i == len)
@@ -152,9 +160,9 @@ static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
                     if (++*i == len)
                         return more(r);
                     if (!field_char(p[*i]))
-                        return bad(r, *i, "chunk-ext");
+                        return ext_bad(r, p, *i);
                 } else if (!qdtext(p[*i])) {
-                    return bad(r, *i, "chunk-ext");
+                    return ext_bad(r, p, *i);
                 }
             }
             (*i)++;
@@ -165,7 +173,7 @@ static int chunk_ext(ref_result *r, const uint8_t *p, size_t len, size_t *i)
             if (*i == len)
                 return more(r);
             if (*i == v)
-                return bad(r, *i, "chunk-ext");
+                return ext_bad(r, p, *i);
         }
     }
 }

@@ -149,6 +149,8 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
     FUZZ_CHECK(ct_ok, "content-type-view",
                "content_type %p is not the value of a Content-Type header",
                (const void *)q->content_type);
+    FUZZ_CHECK(q->content_length >= -1, "content-length-negative",
+               "Content-Length taken as %lld", (long long)q->content_length);
     if (q->chunked)
         FUZZ_CHECK(q->has_body && q->content_length < 0, "chunked-framing",
                    "chunked with has_body %d, content_length %lld", q->has_body,
