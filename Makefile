@@ -9,7 +9,7 @@ MANDIR   ?= $(PREFIX)/share/man
 
 CC       ?= cc
 PKGS     := libev-dev libluajit-5.1-dev luajit libhttp-parser-dev
-TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3 luarocks groff-base
+TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3 luarocks groff-base valgrind curl
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 LUAJIT_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null || echo -lluajit-5.1)
 

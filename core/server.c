@@ -508,6 +508,7 @@ void sg_server_free(sg_server *s)
     ev_timer_stop(s->loop, &s->watch);
     sg_config_unref(s->cfg);
     sg_lb_registry_free(&s->registry);
+    sg_access_log_open(NULL); /* close the file */
     free(s->lua_dir);
     free(s);
 }

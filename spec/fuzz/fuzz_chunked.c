@@ -347,7 +347,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    ref.end, ref.tag, "waits for more");
         if (gw.state == GW_ERROR)
             FUZZ_CHECK(gw.status == 400, "error-status", "status %d (%s) for bad chunked framing",
-                       gw.status, gw.err);
+                       gw.status, gw.err ? gw.err : "-");
     } else if (ref.state == REF_DONE) {
         FUZZ_CHECK(false, gw.state == GW_ERROR ? "rejected-valid" : "incomplete-valid",
                    "a valid %zu-byte chunked body: gateway %s %d (%s)", ref.end,

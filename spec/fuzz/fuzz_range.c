@@ -8,7 +8,7 @@
  * Input: byte 0     bits 0-1 method (GET, HEAD, POST, GET), bit 2 backend status 200 or
  *                   other, bit 3 backend ETag, bit 4 backend Last-Modified, bit 5 small file
  *        bytes 1-8  file size (little-endian; taken % 4096 for a small file)
- *        bytes 9-12 mtime (seconds around 2001..2137, can be negative too)
+ *        bytes 9-12 mtime (signed 32-bit seconds: 1901..2038)
  *        byte 13    which request headers are present (bit per field, in the order below)
  *        rest       field values separated by '\n': Range, If-Range, If-None-Match,
  *                   If-Modified-Since, backend ETag, backend Last-Modified
