@@ -46,7 +46,7 @@ void sg_buf_reserve(sg_buf *b, size_t n)
         sg_buf_compact(b);
         return;
     }
-    size_t want = b->len + n, cap = b->cap ? b->cap : 256;
+    size_t want = b->len + n, cap = b->cap ? b->cap : 1024; /* within malloc's per-thread cache */
     while (cap < want)
         cap *= 2;
     if (b->off) {

@@ -155,7 +155,17 @@ void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t r
         reason = sg_http_reason(status);
         reason_len = strlen(reason);
     }
-    sg_buf_appendf(&c->out, "HTTP/1.1 %d %.*s\r\n", status, (int)reason_len, reason);
+    char *t;
+    sg_buf_reserve(&c->out, 9 + 4 + reason_len + 2);
+    t = sg_buf_tail(&c->out);
+    memcpy(t, "HTTP/1.1 ", 9);
+    t[9] = (char)('0' + status / 100);
+    t[10] = (char)('0' + status / 10 % 10);
+    t[11] = (char)('0' + status % 10);
+    t[12] = ' ';
+    memcpy(t + 13, reason, reason_len);
+    memcpy(t + 13 + reason_len, "\r\n", 2);
+    c->out.len += 15 + reason_len;
 }
 
 void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
@@ -201,7 +211,9 @@ void sg_conn_end_head(sg_conn *c, int64_t content_length)
         c->close_after = true;
         sg_buf_append_str(&c->out, "Connection: close\r\n");
     }
-    sg_buf_appendf(&c->out, "Date: %s\r\n\r\n", sg_server_date(c->server));
+    sg_buf_append(&c->out, "Date: ", 6);
+    sg_buf_append_str(&c->out, sg_server_date(c->server));
+    sg_buf_append(&c->out, "\r\n\r\n", 4);
 }
 
 /* A response made by the gateway itself. */

@@ -58,10 +58,34 @@ static sg_scgi_var *find(sg_scgi_vars *vars, const char *name, size_t name_len)
     return NULL;
 }
 
+/* A value is cut at an embedded NUL, so client input can never break the framing. */
+static size_t cut(const char *value, size_t len)
+{
+    const char *z = memchr(value, '\0', len);
+    return z ? (size_t)(z - value) : len;
+}
+
+void sg_scgi_add(sg_scgi_vars *vars, const char *name, size_t name_len, const char *value,
+                 size_t value_len)
+{
+    if (vars->n == vars->cap) {
+        vars->cap = vars->cap ? vars->cap * 2 : 32;
+        vars->v = sg_xrealloc(vars->v, vars->cap * sizeof *vars->v);
+    }
+    sg_scgi_var *v = &vars->v[vars->n++];
+    v->name_off = store(vars, name, name_len);
+    v->name_len = name_len;
+    value_len = cut(value, value_len);
+    v->value_off = store(vars, value, value_len);
+    v->value_len = value_len;
+    v->removed = false;
+}
+
 void sg_scgi_set(sg_scgi_vars *vars, const char *name, size_t name_len, const char *value,
                  size_t value_len)
 {
     sg_scgi_var *v = find(vars, name, name_len);
+    value_len = cut(value, value_len);
     if (!v) {
         if (vars->n == vars->cap) {
             vars->cap = vars->cap ? vars->cap * 2 : 32;
@@ -89,6 +113,7 @@ void sg_scgi_join(sg_scgi_vars *vars, const char *name, size_t name_len, const c
         sg_scgi_set(vars, name, name_len, value, value_len);
         return;
     }
+    value_len = cut(value, value_len);
     size_t seplen = strlen(sep), oldlen = v->value_len, oldoff = v->value_off;
     size_t off = vars->strings.len;
     sg_buf_reserve(&vars->strings, oldlen + seplen + value_len + 1);
@@ -159,31 +184,38 @@ static bool reserved(const char *name, size_t len)
 void sg_scgi_encode(const sg_scgi_vars *vars, uint64_t content_length, sg_buf *out)
 {
     char cl[24];
-    int cllen = snprintf(cl, sizeof cl, "%llu", (unsigned long long)content_length);
-    size_t payload = sizeof "CONTENT_LENGTH" + (size_t)cllen + 1 + sizeof "SCGI" + 2;
+    size_t cllen = sg_fmt_u64(cl, content_length, 10);
+    size_t payload = sizeof "CONTENT_LENGTH" + cllen + 1 + sizeof "SCGI" + 2;
     for (size_t i = 0; i < vars->n; i++) {
         const sg_scgi_var *v = &vars->v[i];
-        const char *name = str_at(vars, v->name_off);
-        if (v->removed || reserved(name, v->name_len))
-            continue;
-        /* strlen stops at an embedded NUL: the value is cut there, never mis-framed */
-        payload += strlen(name) + 1 + strlen(str_at(vars, v->value_off)) + 1;
+        if (!v->removed && !reserved(str_at(vars, v->name_off), v->name_len))
+            payload += v->name_len + 1 + v->value_len + 1;
     }
+    /* two passes, one allocation: size the netstring, then write it */
     sg_buf_reserve(out, sg_netstring_size(payload));
-    sg_buf_appendf(out, "%zu:", payload);
-    sg_buf_append(out, "CONTENT_LENGTH", sizeof "CONTENT_LENGTH");
-    sg_buf_append(out, cl, (size_t)cllen + 1);
-    sg_buf_append(out, "SCGI\0" "1", sizeof "SCGI" + 2);
+    char *t = sg_buf_tail(out);
+    size_t o = sg_fmt_u64(t, payload, 10);
+    t[o++] = ':';
+    memcpy(t + o, "CONTENT_LENGTH", sizeof "CONTENT_LENGTH");
+    o += sizeof "CONTENT_LENGTH";
+    memcpy(t + o, cl, cllen);
+    o += cllen;
+    t[o++] = '\0';
+    memcpy(t + o, "SCGI\0" "1", sizeof "SCGI" + 2);
+    o += sizeof "SCGI" + 2;
     for (size_t i = 0; i < vars->n; i++) {
         const sg_scgi_var *v = &vars->v[i];
         const char *name = str_at(vars, v->name_off);
         if (v->removed || reserved(name, v->name_len))
             continue;
-        sg_buf_append(out, name, strlen(name) + 1);
-        const char *value = str_at(vars, v->value_off);
-        sg_buf_append(out, value, strlen(value) + 1);
+        memcpy(t + o, name, v->name_len + 1); /* stored NUL-terminated */
+        o += v->name_len + 1;
+        memcpy(t + o, str_at(vars, v->value_off), v->value_len);
+        o += v->value_len;
+        t[o++] = '\0';
     }
-    sg_buf_append(out, ",", 1);
+    t[o++] = ',';
+    out->len += o;
 }
 
 /* ---- response head ---- */

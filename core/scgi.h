@@ -34,6 +34,9 @@ void sg_scgi_vars_free(sg_scgi_vars *vars);
 void sg_scgi_set(sg_scgi_vars *vars, const char *name, size_t name_len, const char *value,
                  size_t value_len);
 void sg_scgi_set_str(sg_scgi_vars *vars, const char *name, const char *value);
+/** Appends a variable the caller knows is not set yet (no duplicate check). */
+void sg_scgi_add(sg_scgi_vars *vars, const char *name, size_t name_len, const char *value,
+                 size_t value_len);
 /** Appends `sep` + `value` to an existing variable, or sets it. */
 void sg_scgi_join(sg_scgi_vars *vars, const char *name, size_t name_len, const char *value,
                   size_t value_len, const char *sep);

@@ -46,12 +46,14 @@ static bool dropped_header(const char *n, size_t len, bool pass_auth)
     return false;
 }
 
-static void set_num(sg_scgi_vars *v, const char *name, long long n)
+static void add_num(sg_scgi_vars *v, const char *name, size_t name_len, unsigned n)
 {
     char s[24];
-    snprintf(s, sizeof s, "%lld", n);
-    sg_scgi_set_str(v, name, s);
+    sg_scgi_add(v, name, name_len, s, sg_fmt_u64(s, n, 10));
 }
+
+#define ADD(v, name, value, len) sg_scgi_add((v), name, sizeof name - 1, (value), (len))
+#define ADD_STR(v, name, value) ADD(v, name, (value), strlen(value))
 
 static int build_vars(sg_conn *c, const sg_backend *be)
 {
@@ -59,15 +61,16 @@ static int build_vars(sg_conn *c, const sg_backend *be)
     const sg_route *rt = c->route;
     sg_scgi_vars *v = &c->vars;
     sg_scgi_vars_reset(v);
-    sg_scgi_set_str(v, "REQUEST_METHOD", r->method);
-    sg_scgi_set(v, "REQUEST_URI", 11, r->uri, r->uri_len_view);
-    sg_scgi_set(v, "QUERY_STRING", 12, r->query, r->query_len);
+    /* the fixed set is unique by construction: appended without lookups */
+    ADD_STR(v, "REQUEST_METHOD", r->method);
+    ADD(v, "REQUEST_URI", r->uri, r->uri_len_view);
+    ADD(v, "QUERY_STRING", r->query, r->query_len);
     if (rt->pathinfo) {
         /* SCRIPT_NAME = route prefix without its slash; PATH_INFO = pass path + the rest */
         size_t plen = rt->path ? rt->path_len : 0;
         while (plen > 0 && rt->path[plen - 1] == '/')
             plen--;
-        sg_scgi_set(v, "SCRIPT_NAME", 11, rt->path ? rt->path : "", plen);
+        ADD(v, "SCRIPT_NAME", rt->path ? rt->path : "", plen);
         const char *rest = r->path + (plen <= r->path_len ? plen : r->path_len);
         size_t ulen = strlen(be->url_path);
         while (ulen > 0 && be->url_path[ulen - 1] == '/')
@@ -78,30 +81,30 @@ static int build_vars(sg_conn *c, const sg_backend *be)
         if (rest[0] != '/')
             sg_buf_append(&pi, "/", 1);
         sg_buf_append_str(&pi, rest);
-        sg_scgi_set(v, "PATH_INFO", 9, sg_buf_head(&pi), pi.len);
+        ADD(v, "PATH_INFO", sg_buf_head(&pi), pi.len);
         sg_buf_free(&pi);
     } else {
-        sg_scgi_set(v, "SCRIPT_NAME", 11, r->path, r->path_len);
+        ADD(v, "SCRIPT_NAME", r->path, r->path_len);
     }
-    sg_scgi_set_str(v, "SERVER_PROTOCOL", r->http_minor ? "HTTP/1.1" : "HTTP/1.0");
+    ADD_STR(v, "SERVER_PROTOCOL", r->http_minor ? "HTTP/1.1" : "HTTP/1.0");
     if (r->host && r->host_len)
-        sg_scgi_set(v, "SERVER_NAME", 11, r->host, r->host_len);
+        ADD(v, "SERVER_NAME", r->host, r->host_len);
     else
-        sg_scgi_set_str(v, "SERVER_NAME", c->server_addr);
-    set_num(v, "SERVER_PORT", c->server_port);
-    sg_scgi_set_str(v, "SERVER_ADDR", c->server_addr);
-    sg_scgi_set_str(v, "SERVER_SOFTWARE", SG_SOFTWARE);
-    sg_scgi_set_str(v, "REMOTE_ADDR", c->remote_addr);
-    set_num(v, "REMOTE_PORT", c->remote_port);
-    sg_scgi_set_str(v, "REQUEST_SCHEME", "http");
-    sg_scgi_set_str(v, "GATEWAY_INTERFACE", "CGI/1.1");
+        ADD_STR(v, "SERVER_NAME", c->server_addr);
+    add_num(v, "SERVER_PORT", 11, (unsigned)c->server_port);
+    ADD_STR(v, "SERVER_ADDR", c->server_addr);
+    ADD(v, "SERVER_SOFTWARE", SG_SOFTWARE, sizeof SG_SOFTWARE - 1);
+    ADD_STR(v, "REMOTE_ADDR", c->remote_addr);
+    add_num(v, "REMOTE_PORT", 11, (unsigned)c->remote_port);
+    ADD(v, "REQUEST_SCHEME", "http", 4);
+    ADD(v, "GATEWAY_INTERFACE", "CGI/1.1", 7);
     if (c->redirects) {
         /* no REDIRECT_URL: frameworks read it as the current URL and get the prefix wrong */
-        sg_scgi_set_str(v, "REDIRECT_STATUS", "200");
-        sg_scgi_set(v, "REDIRECT_REQUEST_URI", 20, sg_buf_head(&c->orig_uri), c->orig_uri.len);
+        ADD(v, "REDIRECT_STATUS", "200", 3);
+        ADD(v, "REDIRECT_REQUEST_URI", sg_buf_head(&c->orig_uri), c->orig_uri.len);
     }
     if (r->content_type)
-        sg_scgi_set_str(v, "CONTENT_TYPE", r->content_type);
+        ADD_STR(v, "CONTENT_TYPE", r->content_type);
     char name[5 + 256 + 1];
     for (size_t i = 0; i < r->nheaders; i++) {
         const sg_req_header *h = &r->headers[i];
@@ -684,8 +687,13 @@ static void relay_bytes(sg_conn *c, const char *data, size_t len)
         len = (size_t)c->resp_remaining; /* a backend sending more than it announced */
     if (len == 0)
         return;
-    if (c->resp_chunked)
-        sg_buf_appendf(&c->out, "%zx\r\n", len);
+    if (c->resp_chunked) {
+        char hex[24];
+        size_t hl = sg_fmt_u64(hex, len, 16);
+        hex[hl++] = '\r';
+        hex[hl++] = '\n';
+        sg_buf_append(&c->out, hex, hl);
+    }
     sg_buf_append(&c->out, data, len);
     if (c->resp_chunked)
         sg_buf_append(&c->out, "\r\n", 2);
@@ -767,8 +775,10 @@ static void read_body(sg_conn *c)
             else if (n < 0)
                 n = SG_ERR;
             if (n > 0) {
-                char hdr[12];
-                int hl = snprintf(hdr, sizeof hdr, "%zx\r\n", (size_t)n);
+                char hdr[24];
+                size_t hl = sg_fmt_u64(hdr, (unsigned long long)n, 16);
+                hdr[hl++] = '\r';
+                hdr[hl++] = '\n';
                 memmove(t + hl, t + 12, (size_t)n);
                 memcpy(t, hdr, (size_t)hl);
                 memcpy(t + hl + n, "\r\n", 2);

@@ -55,3 +55,17 @@ int sg_strieq(const char *a, size_t alen, const char *b)
 {
     return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
+
+size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        unsigned d = (unsigned)(v % radix);
+        tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+        v /= radix;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}

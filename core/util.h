@@ -27,6 +27,10 @@ void *sg_xrealloc(void *p, size_t n);
 char *sg_xstrdup(const char *s);
 char *sg_xstrndup(const char *s, size_t n);
 
+/** Writes `v` in decimal (radix 10) or lower-case hex (16) to out (room for 21 bytes), no NUL.
+ * Returns the length. The hot path's printf replacement. */
+size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix);
+
 /** Case-insensitive comparison of `a` (length `alen`) with the NUL-terminated `b`. */
 int sg_strieq(const char *a, size_t alen, const char *b);
 

@@ -113,7 +113,7 @@ for t in $TARGETS; do
         if ! env -u SG_FUZZ_IGNORE "$bin" "$f" >"$TMP/$t.reg" 2>&1; then
             reg_fail=$((reg_fail + 1))
             tag=$(crash_tag "$TMP/$t.reg" "$f")
-            known=${known:+$known,}$tag
+            case ,$known, in *,"$tag",*) ;; *) known=${known:+$known,}$tag ;; esac
             echo "  $t: still crashes: $f [$tag]"
         fi
     done
