@@ -88,7 +88,10 @@ install: all
 	install -m 0644 examples/*.lua examples/*.service examples/logrotate.conf README.md \
 	    $(DESTDIR)$(PREFIX)/share/doc/scgi-lua/examples/
 
+FUZZ_PKGS := clang libclang-rt-14-dev libhttp-parser-dev
+
 fuzz:
+	@sh spec/tools/ensure-packages.sh $(FUZZ_PKGS)
 	@sh spec/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 clean:
