@@ -47,8 +47,14 @@ const sg_req_header *sg_request_header(const sg_request *r, const char *name)
 }
 
 /* states of the strict chunked-framing check (check_chunked) */
-enum { CK_SIZE0, CK_SIZE, CK_BWS, CK_EXT, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER0,
-       CK_TRAILER_NAME, CK_TRAILER, CK_TRAILER_LF, CK_END_LF, CK_DONE };
+enum { CK_SIZE0, CK_SIZE, CK_EXT_PRE, CK_EXT_NAME, CK_EXT_POSTNAME, CK_EXT_PREVAL, CK_EXT_VAL,
+       CK_EXT_POSTVAL, CK_EXT_QUOTED, CK_EXT_QESC, CK_EXT_POSTVAL_Q, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF,
+       CK_TRAILER0, CK_TRAILER_NAME, CK_TRAILER, CK_TRAILER_LF, CK_END_LF, CK_DONE };
+
+static bool tchar(unsigned char c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
 
 static sg_http *from_parser(http_parser *p)
 {
@@ -538,31 +544,75 @@ static int check_chunked(sg_http *h, const char *p, size_t n)
         case CK_SIZE0:
         case CK_SIZE:
             if (isxdigit(c)) {
-                if (++h->ck_digits > 15)
+                /* leading zeros are free; 15 significant hex digits exceed any body limit */
+                if ((h->ck_left || c != '0') && ++h->ck_digits > 15)
                     return SG_ERR;
                 h->ck_left = h->ck_left * 16 + (uint64_t)(isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
                 h->ck_state = CK_SIZE;
             } else if (h->ck_state == CK_SIZE && c == ';') {
-                h->ck_state = CK_EXT;
-            } else if (h->ck_state == CK_SIZE && (c == ' ' || c == '\t')) {
-                h->ck_state = CK_BWS;
+                h->ck_state = CK_EXT_PRE; /* (http-parser refuses BWS before the ";") */
             } else if (h->ck_state == CK_SIZE && c == '\r') {
                 h->ck_state = CK_SIZE_LF;
             } else {
                 return SG_ERR;
             }
             break;
-        case CK_BWS: /* whitespace after the size is only allowed before ";" */
-            if (c == ';')
-                h->ck_state = CK_EXT;
+        /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
+        case CK_EXT_PRE:
+            if (tchar(c))
+                h->ck_state = CK_EXT_NAME;
             else if (c != ' ' && c != '\t')
                 return SG_ERR;
             break;
-        case CK_EXT: /* BWS ";" name [ "=" value ], values may be quoted: visible chars only */
-            if (c == '\r')
+        case CK_EXT_NAME:
+        case CK_EXT_POSTNAME:
+            if (h->ck_state == CK_EXT_NAME && tchar(c))
+                break;
+            if (c == ' ' || c == '\t')
+                h->ck_state = CK_EXT_POSTNAME;
+            else if (c == '=')
+                h->ck_state = CK_EXT_PREVAL;
+            else if (c == ';')
+                h->ck_state = CK_EXT_PRE;
+            else if (c == '\r' && h->ck_state == CK_EXT_NAME)
                 h->ck_state = CK_SIZE_LF;
+            else
+                return SG_ERR;
+            break;
+        case CK_EXT_PREVAL:
+            if (c == '"')
+                h->ck_state = CK_EXT_QUOTED;
+            else if (tchar(c))
+                h->ck_state = CK_EXT_VAL;
+            else if (c != ' ' && c != '\t')
+                return SG_ERR;
+            break;
+        case CK_EXT_VAL:
+        case CK_EXT_POSTVAL:
+        case CK_EXT_POSTVAL_Q:
+            if (h->ck_state == CK_EXT_VAL && tchar(c))
+                break;
+            if (c == ' ' || c == '\t')
+                h->ck_state = CK_EXT_POSTVAL;
+            else if (c == ';')
+                h->ck_state = CK_EXT_PRE;
+            else if (c == '\r' && h->ck_state != CK_EXT_POSTVAL)
+                h->ck_state = CK_SIZE_LF;
+            else
+                return SG_ERR;
+            break;
+        case CK_EXT_QUOTED:
+            if (c == '"')
+                h->ck_state = CK_EXT_POSTVAL_Q;
+            else if (c == '\\')
+                h->ck_state = CK_EXT_QESC;
             else if ((c < 0x20 && c != '\t') || c == 0x7f)
                 return SG_ERR;
+            break;
+        case CK_EXT_QESC:
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                return SG_ERR;
+            h->ck_state = CK_EXT_QUOTED;
             break;
         case CK_SIZE_LF:
             if (c != '\n')
@@ -595,17 +645,23 @@ static int check_chunked(sg_http *h, const char *p, size_t n)
                 h->ck_state = CK_END_LF;
                 break;
             }
+            if (c == '\n') { /* a bare LF ends field lines too (RFC 9112 §2.2) */
+                h->ck_state = CK_DONE;
+                break;
+            }
             h->ck_state = CK_TRAILER_NAME;
             /* fall through */
         case CK_TRAILER_NAME: /* a field name is a token, right up to the colon */
             if (c == ':')
                 h->ck_state = CK_TRAILER;
-            else if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
+            else if (!tchar(c))
                 return SG_ERR;
             break;
         case CK_TRAILER:
             if (c == '\r')
                 h->ck_state = CK_TRAILER_LF;
+            else if (c == '\n')
+                h->ck_state = CK_TRAILER0;
             else if ((c < 0x20 && c != '\t') || c == 0x7f)
                 return SG_ERR;
             break;
@@ -639,18 +695,28 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
     if (!was_head_done) {
         /* RFC 9112 §2.2: a bare CR in the head is invalid. http-parser takes "\r<any>" for
          * a line end, which lets "\r\n\rX" end a head early: a smuggling opening. */
-        size_t upto = n < len ? n + 1 : n; /* + the byte a pause left unconsumed */
+        /* the head bytes of this feed: + the LF a pause at the end of the head left
+         * unconsumed, but nothing of a pipelined next request; and never past the size
+         * limit, whose 431 must not depend on how the bytes were split */
+        bool parse_error = HTTP_PARSER_ERRNO(&h->parser) != HPE_OK &&
+                           HTTP_PARSER_ERRNO(&h->parser) != HPE_PAUSED;
+        size_t upto = (!parse_error && h->head_done && !h->msg_done && n < len) ? n + 1 : n;
+        size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes : 0;
+        if (upto > room)
+            upto = room;
         if (h->cr_pending && upto > 0 && data[0] != '\n') {
             *status = 400;
             *err = "bare CR in the request head";
             return SG_ERR;
         }
         h->cr_pending = false;
+        /* after a parse error the bytes past it were never part of the head */
+        size_t visible = parse_error ? upto : len;
         for (size_t i = 0; i < upto; i++) {
             if (data[i] != '\r')
                 continue;
-            if (i + 1 == len) {
-                h->cr_pending = !h->head_done; /* judged with the next feed */
+            if (i + 1 >= visible) {
+                h->cr_pending = !h->head_done && !parse_error; /* judged with the next feed */
                 break;
             }
             if (data[i + 1] != '\n') {
