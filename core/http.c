@@ -105,8 +105,9 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         return 0;
     if (h->tok != SG_TOK_FIELD) {
         if (r->nheaders == h->headers_limit) {
-            /* judged when the value starts: http-parser hands over name bytes at the end of
-             * every read, so failing here would depend on how the head was split */
+            /* judged at the end of the head: http-parser hands over name and value bytes at
+             * the end of every read, so failing here would depend on how the head was split;
+             * the extra headers are not kept, and limits.header_bytes bounds the parsing */
             h->too_many = true;
             return 0;
         }
@@ -128,10 +129,8 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     sg_http *h = from_parser(p);
     sg_request *r = h->req;
-    if (h->head_done)
+    if (h->head_done || h->too_many)
         return 0;
-    if (h->too_many)
-        return fail(h, 431, "too many request headers");
     sg_req_header *hd = &r->headers[r->nheaders - 1];
     if (h->tok != SG_TOK_VALUE) {
         switch_token(h, SG_TOK_VALUE);
