@@ -232,8 +232,9 @@ static int ref_dechunk(const uint8_t *p, size_t len, ref_result *r)
             return REF_DONE;
         }
         if (after_field && (p[i] == ' ' || p[i] == '\t')) {
-            while (i < len && field_char(p[i]))
-                i++;
+            /* obs-fold: RFC 9112 §5.2 lets a server reject it with 400, which the gateway
+             * does, so the reference refuses it too */
+            return bad(r, i, "trailer-obs-fold");
         } else {
             size_t name = i;
             while (i < len && tchar(p[i]))
