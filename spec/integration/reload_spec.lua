@@ -402,6 +402,13 @@ os.rename(out .. ".tmp", out)
   end)
 
   it("memory stays flat over 200 reloads", function()
+    local bin = io.open(helpers.bin, "rb")
+    local image = bin and bin:read("*a") or ""
+    if bin then bin:close() end
+    if image:find("__asan_init", 1, true) then
+      pending("ASan build: its quarantine holds freed memory, so RSS says nothing about leaks")
+      return
+    end
     local routes = {}
     for i = 1, 30 do
       routes[#routes + 1] = string.format(
