@@ -367,6 +367,7 @@ void sg_http_start(sg_http *h, sg_request *req)
     h->ck_skip_lf = false;
     h->cr_pending = false;
     h->too_many = false;
+    h->ck_name_len = 0;
     h->ck_left = 0;
     h->ck_digits = 0;
     /* a fresh parser per request: the previous one is paused at message end */
@@ -651,10 +652,21 @@ static int check_chunked(sg_http *h, const char *p, size_t n)
             h->ck_state = CK_TRAILER_NAME;
             /* fall through */
         case CK_TRAILER_NAME: /* a field name is a token, right up to the colon */
-            if (c == ':')
+            if (c == ':') {
+                /* framing fields have no place in trailers (RFC 9110 §6.5.1), and
+                 * http-parser would even parse a Content-Length there */
+                if ((h->ck_name_len == 14 && strncasecmp(h->ck_name, "content-length", 14) == 0) ||
+                    (h->ck_name_len == 17 && strncasecmp(h->ck_name, "transfer-encoding", 17) == 0))
+                    return SG_ERR;
+                h->ck_name_len = 0;
                 h->ck_state = CK_TRAILER;
-            else if (!tchar(c))
+            } else if (!tchar(c)) {
                 return SG_ERR;
+            } else if (h->ck_name_len < sizeof h->ck_name) {
+                h->ck_name[h->ck_name_len++] = (char)c;
+            } else {
+                h->ck_name_len = sizeof h->ck_name + 1; /* longer than any name we look for */
+            }
             break;
         case CK_TRAILER:
             if (c == '\r')

@@ -33,6 +33,8 @@ typedef struct sg_http {
     uint64_t ck_left;      /* data bytes left in the current chunk */
     unsigned ck_digits;
     bool ck_skip_lf;
+    char ck_name[18];      /* the trailer field name being read, to refuse framing fields */
+    size_t ck_name_len;
     bool cr_pending;
     bool too_many;         /* a header beyond limits.headers started */       /* the last head byte fed was a CR: the next must be LF */
 } sg_http;

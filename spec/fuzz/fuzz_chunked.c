@@ -244,16 +244,10 @@ static int ref_dechunk(const uint8_t *p, size_t len, ref_result *r)
                 return more(r);
             if (i == name || p[i] != ':')
                 return bad(r, i, "trailer-name");
-            /* http-parser parses a Content-Length trailer like the header: digits only
-             * (the gateway drops trailers anyway, so refusing a broken one is fine) */
-            if (i - name == 14 && strncasecmp((const char *)p + name, "content-length", 14) == 0) {
-                size_t v = i + 1;
-                while (v < len && (p[v] == ' ' || p[v] == '\t'))
-                    v++;
-                for (; v < len && p[v] != '\r' && p[v] != '\n'; v++)
-                    if (!(p[v] >= '0' && p[v] <= '9') && p[v] != ' ' && p[v] != '\t')
-                        return bad(r, v, "trailer-content-length");
-            }
+            /* framing fields have no place in trailers (RFC 9110 §6.5.1): refused */
+            if ((i - name == 14 && strncasecmp((const char *)p + name, "content-length", 14) == 0) ||
+                (i - name == 17 && strncasecmp((const char *)p + name, "transfer-encoding", 17) == 0))
+                return bad(r, name, "trailer-framing-field");
             for (i++; i < len && field_char(p[i]); i++)
                 ;
         }
