@@ -348,6 +348,8 @@ static void start_head(sg_conn *c)
     c->state = SG_CONN_READ_HEAD;
     c->t_head = c->t_read = now;
     c->body_received = 0;
+    c->body_left = 0;
+    c->raw_body = false;
     c->body_complete = c->body_discard = c->close_after = false;
     c->response_started = c->response_done = c->sent_continue = false;
     c->resp_chunked = c->resp_until_close = c->resp_no_body = false;
@@ -517,8 +519,14 @@ void sg_conn_route(sg_conn *c)
         send_continue(c);
     } else {
         c->state = SG_CONN_PROXY;
-        if (with_body)
+        if (with_body) {
             send_continue(c);
+            /* the parser paused at the end of the head with its final LF unread */
+            if (c->in.len && sg_buf_head(&c->in)[0] == '\n')
+                sg_buf_consume(&c->in, 1);
+            c->raw_body = true;
+            c->body_left = (uint64_t)r->content_length;
+        }
         sg_upstream_start(c);
     }
     sg_buf_free(&body);
@@ -531,6 +539,34 @@ static void dispatch(sg_conn *c)
     c->cfg = sg_config_ref(sg_server_config(c->server));
     c->t_start = ev_now(sg_server_loop(c->server));
     sg_conn_route(c);
+}
+
+/*
+ * A Content-Length body needs no parser: its bytes go from `in` (what arrived with the
+ * head) straight to the backend buffer, and later reads land in that buffer directly.
+ */
+static void raw_body_done(sg_conn *c, size_t n)
+{
+    c->body_left -= n;
+    c->body_received += n;
+    if (c->body_left == 0)
+        c->body_complete = true;
+}
+
+static bool take_raw_body(sg_conn *c)
+{
+    size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
+    if (!c->body_discard && n > SG_BODY_MAX - (c->body.len < SG_BODY_MAX ? c->body.len : SG_BODY_MAX))
+        n = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+    if (n == 0)
+        return false;
+    if (!c->body_discard)
+        sg_buf_append(&c->body, sg_buf_head(&c->in), n);
+    sg_buf_consume(&c->in, n);
+    raw_body_done(c, n);
+    if (c->state == SG_CONN_PROXY && c->body.len)
+        sg_upstream_pump(c);
+    return true;
 }
 
 /* Feeds buffered client bytes to the parser as the state allows. Returns true on progress. */
@@ -548,6 +584,10 @@ static bool conn_parse(sg_conn *c)
             break;
         case SG_CONN_PROXY:
         case SG_CONN_LOCAL:
+            if (c->raw_body && !c->body_complete) {
+                progress |= take_raw_body(c);
+                return progress;
+            }
             if (c->body_complete || !c->req.has_body)
                 want = 0;
             else if (c->body_discard || c->state == SG_CONN_LOCAL)
@@ -833,6 +873,31 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         ssize_t r = read(c->fd, sink, sizeof sink);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
             sg_conn_close(c);
+        return;
+    }
+    if (c->raw_body && !c->body_complete && c->in.len == 0 && c->state == SG_CONN_PROXY &&
+        !c->body_discard) {
+        /* body bytes straight into the backend buffer, never past this request's end */
+        size_t room = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+        if (room > c->body_left)
+            room = (size_t)c->body_left;
+        if (room == 0)
+            return;
+        ssize_t r = sg_buf_read(&c->body, c->fd, room);
+        if (r == SG_AGAIN)
+            return;
+        if (r <= 0) {
+            if (r == SG_ERR)
+                sg_log_debug(errno, "read from %s failed", c->peer);
+            c->read_eof = true;
+            sg_conn_log_route(c, SG_LOG_INFO, "client closed the connection before the request body was complete");
+            sg_conn_close(c);
+            return;
+        }
+        c->t_read = ev_now(loop);
+        raw_body_done(c, (size_t)r);
+        sg_upstream_pump(c);
+        conn_run(c);
         return;
     }
     /* read on the stack and keep only what arrived: an idle keep-alive connection then

@@ -86,6 +86,8 @@ struct sg_conn {
     int spool_fd;             /* temp file for a large chunked body, -1 if none */
     uint64_t spool_off;       /* sendfile offset into spool_fd */
     uint64_t body_received;
+    uint64_t body_left;       /* Content-Length body bytes still to come (raw_body) */
+    bool raw_body;            /* a sized body, moved without the parser (no copy through it) */
     bool body_complete;       /* parser reached the end of the request */
     bool body_discard;        /* backend stopped reading: drop further body bytes */
     bool read_eof;            /* client half-closed */
