@@ -168,20 +168,13 @@ static bool token(const char *s, size_t len)
 /* Checks Transfer-Encoding: only "chunked", last and once, is understood (RFC 9112 §6.3). */
 static int check_te(sg_http *h, const char *v, size_t len)
 {
-    const char *p = v, *end = v + len;
+    const char *p = v, *s;
+    size_t n;
     bool chunked_last = false, other = false, chunked_seen = false;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (e == s)
+    while (sg_list_next(&p, v + len, &s, &n)) {
+        if (n == 0)
             continue;
-        if (sg_strieq(s, (size_t)(e - s), "chunked")) {
+        if (sg_strieq(s, n, "chunked")) {
             if (chunked_seen)
                 return fail(h, 400, "chunked applied twice");
             chunked_seen = chunked_last = true;

@@ -133,20 +133,16 @@ static bool etag_in_list(const char *list, size_t len, const char *etag, size_t 
         etag += 2;
         elen -= 2;
     }
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if (e - s == 1 && *s == '*')
+    const char *s;
+    size_t n;
+    while (sg_list_next(&p, end, &s, &n)) {
+        if (n == 1 && *s == '*')
             return true;
-        if (e - s >= 2 && s[0] == 'W' && s[1] == '/')
+        if (n >= 2 && s[0] == 'W' && s[1] == '/') {
             s += 2;
-        if ((size_t)(e - s) == elen && memcmp(s, etag, elen) == 0)
+            n -= 2;
+        }
+        if (n == elen && memcmp(s, etag, elen) == 0)
             return true;
     }
     return false;

@@ -69,3 +69,24 @@ size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix)
         out[i] = tmp[n - 1 - i];
     return n;
 }
+
+bool sg_list_next(const char **p, const char *end, const char **elem, size_t *len)
+{
+    const char *q = *p;
+    while (q < end && (*q == ' ' || *q == '\t' || *q == ','))
+        q++;
+    if (q >= end) {
+        *p = q;
+        return false;
+    }
+    const char *s = q;
+    while (q < end && *q != ',')
+        q++;
+    const char *e = q;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    *p = q;
+    *elem = s;
+    *len = (size_t)(e - s);
+    return true;
+}

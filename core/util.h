@@ -6,6 +6,7 @@
 #ifndef SG_UTIL_H
 #define SG_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,12 @@ char *sg_xstrndup(const char *s, size_t n);
 /** Writes `v` in decimal (radix 10) or lower-case hex (16) to out (room for 21 bytes), no NUL.
  * Returns the length. The hot path's printf replacement. */
 size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix);
+
+/**
+ * Steps through a comma-separated field value (RFC 9110 §5.6.1): returns false at the end,
+ * else sets *elem and *len to the next element without surrounding whitespace (may be empty).
+ */
+bool sg_list_next(const char **p, const char *end, const char **elem, size_t *len);
 
 /** Case-insensitive comparison of `a` (length `alen`) with the NUL-terminated `b`. */
 int sg_strieq(const char *a, size_t alen, const char *b);
