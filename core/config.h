@@ -112,7 +112,6 @@ typedef struct sg_config {
     sg_balancer *balancers; size_t nbalancers;
     char *status_path;   /* owned; NULL: no status endpoint */
     sg_allow *status_allow; size_t nstatus_allow;
-    int traceback_ref;
     double hook_deadline; /* monotonic seconds; 0 when no budget applies */
     size_t hook_memory_kb;
 } sg_config;

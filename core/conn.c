@@ -942,13 +942,9 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
     SG_UNUSED(revents);
     if (!conn_flush(c))
         return;
-    if (c->state == SG_CONN_PROXY && c->up.phase == SG_UP_RELAY && c->out.len < SG_OUT_MAX)
-        sg_upstream_pump(c);
-    conn_run(c);
+    conn_run(c); /* conn_watch re-arms the backend read once `out` has room again */
 }
 
-/* upstream.c calls this after backend events */
-void sg_conn_kick(sg_conn *c);
 void sg_conn_kick(sg_conn *c)
 {
     conn_run(c);

@@ -51,7 +51,6 @@ typedef struct sg_upstream {
     uint64_t body_len;        /* CONTENT_LENGTH announced */
     uint64_t body_sent;
     bool write_closed;        /* backend stopped reading the request */
-    bool read_open;
     bool got_bytes;           /* any response byte arrived */
     /* balancer://: the member serving this attempt, and the ones already tried */
     const sg_balancer *bal;   /* borrowed from the request's config, or NULL */
@@ -129,6 +128,9 @@ void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *v
 void sg_conn_end_head(sg_conn *c, int64_t content_length);
 void sg_conn_log_route(sg_conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/** Runs the connection's state machine after a backend event (upstream.c callbacks). */
+void sg_conn_kick(sg_conn *c);
 
 /* upstream.c */
 void sg_upstream_init(sg_conn *c);

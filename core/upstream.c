@@ -23,8 +23,6 @@
 #include "sendfile.h"
 #include "util.h"
 
-void sg_conn_kick(sg_conn *c);
-
 static struct ev_loop *loop_of(sg_conn *c)
 {
     return sg_server_loop(c->server);
@@ -122,7 +120,7 @@ static int build_vars(sg_conn *c, const sg_backend *be)
     int rc = SG_OK;
     for (size_t i = 0; i < rt->nenv; i++) {
         const sg_env_entry *e = &rt->env[i];
-        if (e->fn_ref != -2 /* LUA_NOREF */ && !e->value) {
+        if (e->fn_ref > 0) { /* a Lua function (registry reference) */
             bool present;
             sg_buf_reset(&val);
             if (sg_lua_env(&c->hook, e, &val, &present, &err) != SG_OK) {
@@ -349,7 +347,6 @@ static void connect_attempt(sg_conn *c)
     }
     u->fd = fd;
     u->phase = SG_UP_CONNECTING;
-    u->read_open = true;
     c->t_up = ev_now(loop_of(c));
     ev_io_set(&u->rio, fd, EV_READ);
     ev_io_set(&u->wio, fd, EV_WRITE);
@@ -474,7 +471,6 @@ void sg_upstream_pump(sg_conn *c)
         return; /* nothing to send cannot happen: the netstring is always there */
     if (u->req.len == 0 && u->body_sent >= u->body_len) {
         /* everything sent: half-close is not used, some SCGI servers treat it as abort */
-        u->phase = u->got_bytes ? u->phase : SG_UP_HEAD;
         if (u->phase == SG_UP_SENDING)
             u->phase = SG_UP_HEAD;
     }
