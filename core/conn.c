@@ -456,6 +456,57 @@ static void status_endpoint(sg_conn *c)
     sg_buf_free(&body);
 }
 
+/*
+ * A Content-Length body needs no parser: its bytes go from `in` (what arrived with the
+ * head) straight to the backend buffer, and later reads land in that buffer directly.
+ */
+static void raw_body_done(sg_conn *c, size_t n)
+{
+    c->body_left -= n;
+    c->body_received += n;
+    if (c->body_left == 0)
+        c->body_complete = true;
+}
+
+static bool take_raw_body(sg_conn *c)
+{
+    size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
+    if (!c->body_discard && n > SG_BODY_MAX - (c->body.len < SG_BODY_MAX ? c->body.len : SG_BODY_MAX))
+        n = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+    if (n == 0)
+        return false;
+    if (!c->body_discard)
+        sg_buf_append(&c->body, sg_buf_head(&c->in), n);
+    sg_buf_consume(&c->in, n);
+    raw_body_done(c, n);
+    if (c->state == SG_CONN_PROXY && c->body.len)
+        sg_upstream_pump(c);
+    return true;
+}
+
+/*
+ * A body that came in the same burst as its head (the read filled its buffer) is read
+ * before the backend connects, so the netstring and the body leave in one send.
+ * EOF, errors and EAGAIN are left to the read watcher, which sees them again.
+ */
+static void prefetch_body(sg_conn *c)
+{
+    take_raw_body(c);
+    if (!c->in_more || c->body_complete || c->body_discard || c->in.len)
+        return;
+    c->in_more = false;
+    size_t room = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+    if (room > c->body_left)
+        room = (size_t)c->body_left;
+    if (room == 0)
+        return;
+    ssize_t r = sg_buf_read(&c->body, c->fd, room);
+    if (r > 0) {
+        c->t_read = ev_now(sg_server_loop(c->server));
+        raw_body_done(c, (size_t)r);
+    }
+}
+
 /* Routes the request (a new one, or one an internal redirect retargeted) and starts it. */
 void sg_conn_route(sg_conn *c)
 {
@@ -526,6 +577,7 @@ void sg_conn_route(sg_conn *c)
                 sg_buf_consume(&c->in, 1);
             c->raw_body = true;
             c->body_left = (uint64_t)r->content_length;
+            prefetch_body(c);
         }
         sg_upstream_start(c);
     }
@@ -539,34 +591,6 @@ static void dispatch(sg_conn *c)
     c->cfg = sg_config_ref(sg_server_config(c->server));
     c->t_start = ev_now(sg_server_loop(c->server));
     sg_conn_route(c);
-}
-
-/*
- * A Content-Length body needs no parser: its bytes go from `in` (what arrived with the
- * head) straight to the backend buffer, and later reads land in that buffer directly.
- */
-static void raw_body_done(sg_conn *c, size_t n)
-{
-    c->body_left -= n;
-    c->body_received += n;
-    if (c->body_left == 0)
-        c->body_complete = true;
-}
-
-static bool take_raw_body(sg_conn *c)
-{
-    size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
-    if (!c->body_discard && n > SG_BODY_MAX - (c->body.len < SG_BODY_MAX ? c->body.len : SG_BODY_MAX))
-        n = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
-    if (n == 0)
-        return false;
-    if (!c->body_discard)
-        sg_buf_append(&c->body, sg_buf_head(&c->in), n);
-    sg_buf_consume(&c->in, n);
-    raw_body_done(c, n);
-    if (c->state == SG_CONN_PROXY && c->body.len)
-        sg_upstream_pump(c);
-    return true;
 }
 
 /* Feeds buffered client bytes to the parser as the state allows. Returns true on progress. */
@@ -913,6 +937,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         n = SG_ERR;
     else if (n > 0)
         sg_buf_append(&c->in, chunk, (size_t)n);
+    c->in_more = n == (ssize_t)sizeof chunk;
     if (n == SG_ERR || n == 0) {
         if (n == SG_ERR)
             sg_log_debug(errno, "read from %s failed", c->peer);

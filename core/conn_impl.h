@@ -15,7 +15,8 @@
 #include "lua_bridge.h"
 #include "scgi.h"
 
-#define SG_OUT_MAX (64 * 1024)   /* bytes queued for the client before backpressure */
+#define SG_OUT_MAX (128 * 1024)  /* bytes queued for the client before backpressure: a 64 KiB
+                                    body and its head fit in one read and one write */
 #define SG_BODY_MAX (64 * 1024)  /* request body bytes buffered towards the backend */
 #define SG_SPOOL_MEM (1024 * 1024) /* chunked bodies beyond this go to a temp file */
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
@@ -90,6 +91,7 @@ struct sg_conn {
     bool body_complete;       /* parser reached the end of the request */
     bool body_discard;        /* backend stopped reading: drop further body bytes */
     bool read_eof;            /* client half-closed */
+    bool in_more;             /* the last client read filled its buffer: more is likely queued */
     bool close_after;         /* close once the response is written */
     bool response_started;    /* head sent to client (errors now close instead) */
     bool response_done;       /* nothing more will be appended to out */

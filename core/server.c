@@ -9,6 +9,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -55,6 +58,7 @@ struct sg_server {
     sg_lb_registry registry;  /* member state by URL, shared by config generations */
     sg_health *health;        /* probes of the current generation, or NULL */
     sg_stats stats;
+    uint64_t requests_last_tick, trimmed_at; /* idle heap trim (on_file_change) */
     time_t date_sec;
     char date[64];
 };
@@ -411,6 +415,16 @@ static void on_file_change(struct ev_loop *loop, ev_timer *w, int revents)
     SG_UNUSED(revents);
     if (file_changed(s))
         reload(s, "file changed");
+#ifdef __GLIBC__
+    /* a quiet second after traffic: give the heap kept for request buffers back */
+    if (s->stats.requests_total != s->trimmed_at) {
+        if (s->stats.requests_total == s->requests_last_tick) {
+            malloc_trim(0);
+            s->trimmed_at = s->stats.requests_total;
+        }
+        s->requests_last_tick = s->stats.requests_total;
+    }
+#endif
 }
 
 static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)

@@ -159,6 +159,55 @@ describe("request body streaming #integration", function()
     assert.equal(200, res.status)
     assert.equal("hello world", res.body)
   end)
+
+  -- The gateway reads 16 KiB at a time; a read that fills it makes the gateway read the
+  -- body again before connecting. These pin the cases where that second read finds
+  -- nothing yet, or the end of the connection.
+  local function full_first_read(total)
+    local head = "POST /burst HTTP/1.1\r\nHost: x\r\nContent-Length: " .. total .. "\r\n\r\n"
+    local body = helpers.blob(total, 5)
+    local first = 16384 - #head
+    return head .. body:sub(1, first), body:sub(first + 1), body
+  end
+
+  it("forwards a body whose first read filled the buffer and whose rest comes later", function()
+    local burst, rest, body = full_first_read(40000)
+    local c = assert(gw:connect())
+    finally(function() c:close() end)
+    assert(c:send(burst))
+    local rec = helpers.poll(function()
+      local r = backend:last_request()
+      return r and r.env.REQUEST_URI == "/burst" and r.body == body:sub(1, 5) and r
+    end, 3)
+    assert.truthy(rec, "the backend did not get the first body bytes")
+    assert(c:send(rest))
+    local res = assert(c:read_response())
+    assert.equal(200, res.status)
+    assert.is_true(res.body == body, "echoed body differs")
+  end)
+
+  it("forwards a 64 KiB body sent in one burst with its head", function()
+    local burst, rest, body = full_first_read(65536)
+    local c = assert(gw:connect())
+    finally(function() c:close() end)
+    assert(c:send(burst .. rest))
+    local res = assert(c:read_response())
+    assert.equal(200, res.status)
+    assert.is_true(res.body == body, "echoed body differs")
+  end)
+
+  it("logs a client that closes right after a full first read, and keeps serving", function()
+    local burst = full_first_read(40000)
+    local mark = gw:log_mark()
+    local c = assert(gw:connect())
+    assert(c:send(burst))
+    c:close()
+    assert.truthy(gw:wait_log("client closed the connection before the request body was complete",
+                              3, { from = mark }))
+    local res = assert(gw:request { path = "/after", method = "POST", body = "hello world" })
+    assert.equal(200, res.status)
+    assert.equal("hello world", res.body)
+  end)
 end)
 
 describe("request body limits #integration", function()
