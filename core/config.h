@@ -107,6 +107,8 @@ typedef struct sg_config {
     sg_limits limits;
     char *access_log;    /* owned: "stderr", a path, or NULL (off) */
     int log_format_ref;  /* Lua function(req, res) -> line, or LUA_NOREF */
+    int req_mt_ref;      /* metatable of req tables: fields are built on first read */
+    int req_map_ref;     /* weak-keyed: live req table -> its sg_hook_ctx (lightuserdata) */
     int log_level;
     sg_route *routes; size_t nroutes;
     sg_balancer *balancers; size_t nbalancers;

@@ -114,6 +114,115 @@ static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
     return rc;
 }
 
+/* ---- the req object ---- */
+
+/*
+ * The req object (SPEC §3.2) is a plain table whose fields are filled on first read: a
+ * balancer method that only looks at members, or a match on req.method, then costs one
+ * empty table instead of eight strings and a headers table per request. A weak map
+ * (req table -> hook context) tells __index which request a table belongs to; the entry
+ * goes when the request ends, so a table a hook kept reads as empty afterwards instead
+ * of reaching freed memory.
+ */
+static void push_headers(lua_State *L, const sg_request *r)
+{
+    lua_createtable(L, 0, (int)r->nheaders);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        const sg_req_header *h = &r->headers[i];
+        char lname[256];
+        size_t n = h->name_len < sizeof lname ? h->name_len : sizeof lname - 1;
+        for (size_t j = 0; j < n; j++)
+            lname[j] = (char)((h->name[j] >= 'A' && h->name[j] <= 'Z') ? h->name[j] + 32
+                                                                        : h->name[j]);
+        lua_pushlstring(L, lname, n);
+        lua_rawget(L, -2);
+        if (lua_isstring(L, -1)) { /* repeated: join with ", " */
+            lua_pushstring(L, ", ");
+            lua_pushlstring(L, h->value, h->value_len);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, h->value, h->value_len);
+        }
+        lua_pushlstring(L, lname, n);
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
+    }
+}
+
+/* __index(req, key), upvalue 1: the weak map. Pushes the field and caches it in req. */
+static int req_index(lua_State *L)
+{
+    lua_pushvalue(L, 1);
+    lua_rawget(L, lua_upvalueindex(1));
+    const sg_hook_ctx *ctx = lua_touserdata(L, -1);
+    size_t klen;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &klen) : NULL;
+    if (!ctx || !k)
+        return 0;
+    const sg_request *r = ctx->req;
+    if (klen == 6 && memcmp(k, "method", 6) == 0)
+        lua_pushstring(L, r->method);
+    else if (klen == 3 && memcmp(k, "uri", 3) == 0)
+        lua_pushlstring(L, r->uri, r->uri_len_view);
+    else if (klen == 4 && memcmp(k, "path", 4) == 0)
+        lua_pushlstring(L, r->path, r->path_len);
+    else if (klen == 5 && memcmp(k, "query", 5) == 0)
+        lua_pushlstring(L, r->query, r->query_len);
+    else if (klen == 4 && memcmp(k, "host", 4) == 0 && r->host)
+        lua_pushlstring(L, r->host, r->host_len);
+    else if (klen == 7 && memcmp(k, "headers", 7) == 0)
+        push_headers(L, r);
+    else if (klen == 11 && memcmp(k, "remote_addr", 11) == 0)
+        lua_pushstring(L, ctx->remote_addr);
+    else if (klen == 11 && memcmp(k, "remote_port", 11) == 0)
+        lua_pushinteger(L, ctx->remote_port);
+    else
+        return 0;
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+/* Registry entries behind req tables, made once per config state. */
+static void req_meta_init(sg_config *cfg)
+{
+    lua_State *L = cfg->L;
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    cfg->req_map_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_createtable(L, 0, 1);
+    lua_insert(L, -2);
+    lua_pushcclosure(L, req_index, 1);
+    lua_setfield(L, -2, "__index");
+    cfg->req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Pushes this request's req table, creating it (empty, lazily filled) on first use. */
+static void push_req(sg_hook_ctx *ctx)
+{
+    lua_State *L = ctx->cfg->L;
+    if (ctx->table_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->table_ref);
+        return;
+    }
+    lua_createtable(L, 0, 4);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->cfg->req_mt_ref);
+    lua_setmetatable(L, -2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->cfg->req_map_ref);
+    lua_pushvalue(L, -2);
+    lua_pushlightuserdata(L, ctx);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    ctx->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* ---- reading the normalised table ---- */
 
 static char *opt_string(lua_State *L, int t, const char *key)
@@ -696,6 +805,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     lua_pushlightuserdata(L, (void *)&BUDGET_KEY);
     lua_pushlightuserdata(L, cfg);
     lua_rawset(L, LUA_REGISTRYINDEX);
+    req_meta_init(cfg);
     cfg->refs = 1;
     cfg->generation = generation;
     cfg->file = sg_xstrdup(file);
@@ -762,63 +872,17 @@ void sg_hook_ctx_init(sg_hook_ctx *ctx, sg_config *cfg, const sg_request *req,
 
 void sg_hook_ctx_release(sg_hook_ctx *ctx)
 {
-    if (ctx->table_ref != LUA_NOREF && ctx->cfg)
-        luaL_unref(ctx->cfg->L, LUA_REGISTRYINDEX, ctx->table_ref);
-    ctx->table_ref = LUA_NOREF;
-}
-
-/* Pushes the req table (SPEC §3.2), building it on first use. */
-static void push_req(sg_hook_ctx *ctx)
-{
-    lua_State *L = ctx->cfg->L;
-    if (ctx->table_ref != LUA_NOREF) {
+    if (ctx->table_ref != LUA_NOREF && ctx->cfg) {
+        lua_State *L = ctx->cfg->L;
+        /* a req table a hook kept must not reach this context once it is reused */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->cfg->req_map_ref);
         lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->table_ref);
-        return;
-    }
-    const sg_request *r = ctx->req;
-    lua_createtable(L, 0, 8);
-    lua_pushstring(L, r->method);
-    lua_setfield(L, -2, "method");
-    lua_pushlstring(L, r->uri, r->uri_len_view);
-    lua_setfield(L, -2, "uri");
-    lua_pushlstring(L, r->path, r->path_len);
-    lua_setfield(L, -2, "path");
-    lua_pushlstring(L, r->query, r->query_len);
-    lua_setfield(L, -2, "query");
-    lua_pushstring(L, ctx->remote_addr);
-    lua_setfield(L, -2, "remote_addr");
-    lua_pushinteger(L, ctx->remote_port);
-    lua_setfield(L, -2, "remote_port");
-    if (r->host)
-        lua_pushlstring(L, r->host, r->host_len);
-    else
         lua_pushnil(L);
-    lua_setfield(L, -2, "host");
-    lua_createtable(L, 0, (int)r->nheaders);
-    for (size_t i = 0; i < r->nheaders; i++) {
-        const sg_req_header *h = &r->headers[i];
-        char lname[256];
-        size_t n = h->name_len < sizeof lname ? h->name_len : sizeof lname - 1;
-        for (size_t j = 0; j < n; j++)
-            lname[j] = (char)((h->name[j] >= 'A' && h->name[j] <= 'Z') ? h->name[j] + 32
-                                                                        : h->name[j]);
-        lua_pushlstring(L, lname, n);
-        lua_rawget(L, -2);
-        if (lua_isstring(L, -1)) { /* repeated: join with ", " */
-            lua_pushstring(L, ", ");
-            lua_pushlstring(L, h->value, h->value_len);
-            lua_concat(L, 3);
-        } else {
-            lua_pop(L, 1);
-            lua_pushlstring(L, h->value, h->value_len);
-        }
-        lua_pushlstring(L, lname, n);
-        lua_insert(L, -2);
         lua_rawset(L, -3);
+        lua_pop(L, 1);
+        luaL_unref(L, LUA_REGISTRYINDEX, ctx->table_ref);
     }
-    lua_setfield(L, -2, "headers");
-    lua_pushvalue(L, -1);
-    ctx->table_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ctx->table_ref = LUA_NOREF;
 }
 
 static bool prefix_match(const sg_route *rt, const sg_request *r)

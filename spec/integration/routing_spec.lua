@@ -44,9 +44,26 @@ describe("routing #integration", function()
               REQ_UPPER = function(req) return req.headers["X-Tenant"] or "absent" end,
             } },
           { path = "/last/", pass = %q },
+          { path = "/lazy/", pass = %q,
+            access = function(req) req.tag = "from access" end,
+            env = {
+              -- a req kept past its request: fields it never read are nil, nothing dangles
+              REQ_KEPT = function(req)
+                local p = kept
+                kept = req
+                if not p then return "first" end
+                return string.format("%%s|%%s|%%s|%%s", tostring(p.method), tostring(p.path),
+                                     tostring(p.host), tostring(p.remote_port))
+              end,
+              REQ_TAG = function(req) return req.tag end,
+              REQ_UNKNOWN = function(req)
+                return tostring(req.nosuch) .. "|" .. tostring(req[1]) .. "|" .. type(req)
+              end,
+              REQ_TWICE = function(req) return tostring(req.headers == req.headers) end,
+            } },
         },
       }]], b.tenant.url, b.one.url, b.two.url, b.three.url, b.four.url, b.both.url, b.code.url,
-         b.scgibin.url, b.fields.url, b.last.url))
+         b.scgibin.url, b.fields.url, b.last.url, b.fields.url))
   end)
 
   lazy_teardown(function()
@@ -151,5 +168,18 @@ describe("routing #integration", function()
     local env = helpers.parse_env_lines(res.body:match "^[^\n]*\n(.*)$")
     assert.equal("", env.REQ_QUERY)
     assert.equal("GET", env.REQ_METHOD)
+  end)
+
+  it("req is one table per request, shared by its hooks, and inert once the request ends", function()
+    local res = assert(gw:request { path = "/lazy/1" })
+    local env = helpers.parse_env_lines(res.body:match "^[^\n]*\n(.*)$")
+    assert.equal("first", env.REQ_KEPT)
+    assert.equal("from access", env.REQ_TAG)
+    assert.equal("nil|nil|table", env.REQ_UNKNOWN)
+    assert.equal("true", env.REQ_TWICE)
+    res = assert(gw:request { path = "/lazy/2" })
+    env = helpers.parse_env_lines(res.body:match "^[^\n]*\n(.*)$")
+    assert.equal("nil|nil|nil|nil", env.REQ_KEPT)
+    assert.truthy(gw:alive())
   end)
 end)
