@@ -680,14 +680,21 @@ static bool conn_parse(sg_conn *c)
     }
 }
 
-/* Streams the X-Sendfile answer once the head is out; zero-copy, resumes on EAGAIN. */
+/*
+ * Streams the X-Sendfile answer once the head is out; zero-copy, resumes on EAGAIN.
+ * At most SG_SENDFILE_TURN bytes per wakeup: a client that reads as fast as the kernel
+ * sends would otherwise keep the loop to itself and stall every other connection.
+ */
+#define SG_SENDFILE_TURN (2 * 1024 * 1024)
 static bool send_file(sg_conn *c)
 {
-    while (c->file_left > 0) {
-        size_t chunk = c->file_left > (1u << 30) ? (1u << 30) : (size_t)c->file_left;
+    size_t turn = SG_SENDFILE_TURN;
+    while (c->file_left > 0 && turn > 0) {
+        size_t chunk = c->file_left > turn ? turn : (size_t)c->file_left;
         ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, chunk);
         if (n > 0) {
             c->file_left -= (uint64_t)n;
+            turn -= (size_t)n;
             c->bytes_out += (uint64_t)n;
             c->t_write = ev_now(sg_server_loop(c->server));
             continue;
@@ -704,6 +711,8 @@ static bool send_file(sg_conn *c)
         sg_conn_close(c);
         return false;
     }
+    if (c->file_left > 0)
+        return true; /* our turn is over; the write watcher brings us back */
     close(c->file_fd);
     c->file_fd = -1;
     c->response_done = true;
