@@ -308,6 +308,7 @@ static void end_request(sg_conn *c)
         c->file_fd = -1;
     }
     c->file_left = 0;
+    sg_pipe_close(&c->pipe);
     c->redirects = 0;
     sg_buf_reset(&c->redirect_cookies);
     sg_buf_reset(&c->orig_uri);
@@ -735,6 +736,16 @@ static bool conn_flush(sg_conn *c)
                 sg_buf_reset(&c->out);
         }
     }
+    if (c->out.len == 0 && c->pipe.len) {
+        ssize_t n = sg_pipe_drain(&c->pipe, c->fd);
+        if (n == SG_ERR) {
+            sg_log_debug(errno, "write to %s failed, closing", c->peer);
+            sg_conn_close(c);
+            return false;
+        }
+        if (n > 0)
+            c->t_write = ev_now(sg_server_loop(c->server));
+    }
     if (c->out.len == 0 && c->file_fd >= 0)
         return send_file(c);
     return true;
@@ -750,7 +761,7 @@ static void conn_run(sg_conn *c)
         bool progress = conn_parse(c);
         if (c->state == SG_CONN_CLOSING || !conn_flush(c))
             return;
-        if (c->response_done && c->out.len == 0) {
+        if (c->response_done && c->out.len == 0 && c->pipe.len == 0) {
             finish_request(c);
             if (c->state == SG_CONN_CLOSING)
                 return;
@@ -798,7 +809,7 @@ static ev_tstamp conn_deadline(sg_conn *c, int *what)
     } else if (!c->body_complete && c->req.has_body && ev_is_active(&c->rio)) {
         CONSIDER(c->t_read + cfg->timeouts.client_body, 3);
     }
-    if (c->out.len || c->file_left)
+    if (c->out.len || c->file_left || c->pipe.len)
         CONSIDER(c->t_write + cfg->timeouts.send, 4);
     if (c->state == SG_CONN_PROXY) {
         ev_tstamp u = sg_upstream_watch(c);
@@ -833,7 +844,7 @@ static void conn_watch(sg_conn *c)
         break;
     }
     set_io(loop, &c->rio, want_read);
-    set_io(loop, &c->wio, c->out.len > 0 || c->file_left > 0);
+    set_io(loop, &c->wio, c->out.len > 0 || c->file_left > 0 || c->pipe.len > 0);
     int what;
     ev_tstamp d = conn_deadline(c, &what);
     if (d > 0) {
@@ -993,6 +1004,7 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
     c->server = s;
     c->spool_fd = -1;
     c->file_fd = -1;
+    sg_pipe_init(&c->pipe);
     c->listen_text = listen_text;
     format_addr(peer, c->remote_addr, sizeof c->remote_addr, &c->remote_port);
     if (peer->sa_family == AF_INET6)
@@ -1057,6 +1069,7 @@ void sg_conn_free(sg_conn *c)
         return;
     sg_buf_free(&c->in);
     sg_buf_free(&c->out);
+    sg_pipe_close(&c->pipe);
     sg_buf_free(&c->body);
     sg_buf_free(&c->redirect_cookies);
     sg_buf_free(&c->orig_uri);

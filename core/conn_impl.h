@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "http.h"
 #include "lua_bridge.h"
+#include "pipe.h"
 #include "scgi.h"
 
 #define SG_OUT_MAX (128 * 1024)  /* bytes queued for the client before backpressure: a 64 KiB
@@ -21,6 +22,9 @@
 #define SG_SPOOL_MEM (1024 * 1024) /* chunked bodies beyond this go to a temp file */
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
 #define SG_UP_HEAD_MAX (16 * 1024) /* backend response head limit (SPEC §5) */
+#define SG_SPLICE_MIN (256 * 1024) /* sized bodies from this length go through a pipe */
+#define SG_PIPE_SIZE (256 * 1024)  /* asked pipe capacity; below SG_PIPE_MIN we copy */
+#define SG_PIPE_MIN (64 * 1024)
 #define SG_LINGER_TIME 5.0       /* seconds to drain a client's unread body before closing */
 
 enum sg_conn_state {
@@ -82,6 +86,7 @@ struct sg_conn {
     const sg_route *route;    /* borrowed from cfg */
     sg_buf in;                /* owned: client bytes not parsed yet */
     sg_buf out;               /* owned: bytes for the client */
+    sg_pipe pipe;             /* owned: body bytes for the client after `out` (splice) */
     sg_buf body;              /* owned: body bytes for the backend (or in-memory spool) */
     int spool_fd;             /* temp file for a large chunked body, -1 if none */
     uint64_t spool_off;       /* sendfile offset into spool_fd */

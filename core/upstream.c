@@ -738,15 +738,55 @@ static void read_head(sg_conn *c)
     }
     relay_bytes(c, sg_buf_head(&u->head) + end, u->head.len - (size_t)end);
     sg_buf_reset(&u->head);
-    if (c->resp_remaining == 0)
+    if (c->resp_remaining == 0) {
         finish_response(c, false, false);
-    else
-        read_body(c); /* the end is often already there: one write to the client, not two */
+        return;
+    }
+    if (!c->resp_chunked && c->resp_remaining >= SG_SPLICE_MIN) {
+        /* a large sized body: through a pipe, never copied into our memory. A pipe the
+         * kernel keeps small (per-user quota) would cost more splices than it saves. */
+        if (sg_pipe_open(&c->pipe, SG_PIPE_SIZE) == SG_OK && c->pipe.cap < SG_PIPE_MIN)
+            sg_pipe_close(&c->pipe);
+    }
+    read_body(c); /* the end is often already there: one write to the client, not two */
+}
+
+/* read_body for a piped response: the bytes stay in the kernel until they reach the client */
+static void splice_body(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    while (sg_pipe_room(&c->pipe) > 0) {
+        size_t max = sg_pipe_room(&c->pipe);
+        if ((uint64_t)max > (uint64_t)c->resp_remaining)
+            max = (size_t)c->resp_remaining;
+        ssize_t n = sg_pipe_fill(&c->pipe, u->fd, max);
+        if (n == SG_AGAIN)
+            return;
+        if (n == 0 || n == SG_ERR) {
+            finish_response(c, true, n == SG_ERR);
+            return;
+        }
+        c->resp_remaining -= n;
+        c->bytes_out += (uint64_t)n;
+        c->t_up = ev_now(loop_of(c));
+        if (cur_state(c))
+            cur_state(c)->bytes_from += (uint64_t)n;
+        if (c->resp_remaining == 0) {
+            finish_response(c, false, false);
+            return;
+        }
+        if ((size_t)n < max)
+            return; /* drained for now: epoll says when more comes, no EAGAIN probe */
+    }
 }
 
 static void read_body(sg_conn *c)
 {
     sg_upstream *u = &c->up;
+    if (sg_pipe_is_open(&c->pipe)) {
+        splice_body(c);
+        return;
+    }
     while (c->out.len < SG_OUT_MAX) {
         size_t room = SG_OUT_MAX - c->out.len;
         if (c->resp_remaining >= 0 && (uint64_t)room > (uint64_t)c->resp_remaining)
@@ -825,8 +865,8 @@ ev_tstamp sg_upstream_watch(sg_conn *c)
                       (u->phase == SG_UP_SENDING && !u->write_closed &&
                        (u->req.len || c->body.len ||
                         (c->spool_fd >= 0 && u->body_sent < u->body_len)));
-    bool want_read = u->phase != SG_UP_CONNECTING &&
-                     (u->phase != SG_UP_RELAY || c->out.len < SG_OUT_MAX);
+    bool room = sg_pipe_is_open(&c->pipe) ? sg_pipe_room(&c->pipe) > 0 : c->out.len < SG_OUT_MAX;
+    bool want_read = u->phase != SG_UP_CONNECTING && (u->phase != SG_UP_RELAY || room);
     if (want_write)
         ev_io_start(loop, &u->wio);
     else
@@ -837,7 +877,7 @@ ev_tstamp sg_upstream_watch(sg_conn *c)
         ev_io_stop(loop, &u->rio);
     if (u->phase == SG_UP_CONNECTING)
         return c->t_up + c->cfg->timeouts.connect;
-    if (u->phase == SG_UP_RELAY && c->out.len >= SG_OUT_MAX)
+    if (u->phase == SG_UP_RELAY && !room)
         return 0; /* the client is the slow side; the send timeout covers it */
     if (!want_read && !want_write)
         return 0;

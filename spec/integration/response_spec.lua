@@ -258,6 +258,42 @@ describe("relaying the backend response #integration", function()
       assert.is_true(res.body == helpers.blob(BIG, 21), "body differs")
     end)
 
+    -- Content-Length bodies from 256 KiB on go backend → pipe → client with splice(2)
+    it("keeps the connection for the next request after a large Content-Length response", function()
+      local c = assert(gw:connect(nil, { timeout = 10 }))
+      finally(function() c:close() end)
+      for _ = 1, 2 do
+        local res = assert(c:request { path = "/big/?cl" })
+        assert.equal(200, res.status)
+        assert.is_true(res.body == helpers.blob(BIG, 21), "body differs")
+        res = assert(c:request { method = "HEAD", path = "/big/?cl" })
+        assert.equal(tostring(BIG), res.headers["content-length"])
+        assert.equal("", res.body)
+        res = assert(c:request { path = "/cl/" })
+        assert.equal("hello", res.body)
+      end
+    end)
+
+    it("a client gone in the middle of a large response leaves no descriptor behind", function()
+      assert.equal(200, get("/cl/").status)
+      local fds0 = #helpers.proc.list_dir("/proc/" .. gw.pid .. "/fd")
+      for _ = 1, 5 do
+        local c = assert(gw:connect(nil, { timeout = 10 }))
+        assert(c:send "GET /big/?cl HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert.truthy(helpers.poll(function()
+          c:fill(helpers.now() + 0.05)
+          return #c.buf > 300000
+        end, 5), "no body bytes arrived")
+        c:close()
+      end
+      local settled = helpers.poll(function()
+        return #helpers.proc.list_dir("/proc/" .. gw.pid .. "/fd") <= fds0
+      end, 5)
+      assert.truthy(settled, "descriptors left open: " ..
+                    #helpers.proc.list_dir("/proc/" .. gw.pid .. "/fd") .. ", " .. fds0 .. " before")
+      assert.equal("hello", get("/cl/").body)
+    end)
+
     it("relays a 10 MiB response to a slow reader (backpressure) intact", function()
       local c = assert(gw:connect(nil, { timeout = 10 }))
       finally(function() c:close() end)
