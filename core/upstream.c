@@ -762,6 +762,12 @@ static void splice_body(sg_conn *c)
         ssize_t n = sg_pipe_fill(&c->pipe, u->fd, max);
         if (n == SG_AGAIN)
             return;
+        if (n == SG_ERR && errno == EINVAL && c->pipe.len == 0) {
+            /* a socket type splice(2) does not serve: copy through user space instead */
+            sg_pipe_close(&c->pipe);
+            read_body(c);
+            return;
+        }
         if (n == 0 || n == SG_ERR) {
             finish_response(c, true, n == SG_ERR);
             return;

@@ -36,4 +36,4 @@ return {
   routes = { $route },
 }
 LUA
-exec "$here/scgi-lua" "$rundir/gateway.lua"
+exec ${GW_PREFIX:-} "$here/scgi-lua" "$rundir/gateway.lua"

@@ -43,6 +43,9 @@ for v in $VARIANTS; do
     done
 done
 
+# the same variants in user-space instructions per request: repeatable where req/s is not
+"$here/spec/bench/instructions.sh" 2000 | tee -a "$log"
+
 {
     echo "| scenario | peer | scgi-lua / peer req/s (median) | min-max | scgi-lua p99 ms | peer p99 ms | scgi-lua RSS kB | peer RSS kB |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
@@ -52,13 +55,22 @@ done
         printf "| %s | %s | %.2f | %.2f-%.2f | %s | %s | %s | %s |\n", s, peer, v["rps_ratio_median"],
             v["rps_ratio_min"], v["rps_ratio_max"], v["A_p99_median"], v["B_p99_median"], v["A_rss_median"], v["B_rss_median"]
     }'
-    if grep -q '^VRATIO' "$log"; then
+    if grep -q '^VRATIO\|^INSTR' "$log"; then
         echo
-        echo "| routing (hello) | req/s vs plain prefix route (median of rounds) |"
-        echo "|---|---:|"
-        grep '^VRATIO' "$log" | awk '$3 > 0 && $4 > 0 { r[$2] = r[$2] " " $3 / $4 }
-            END { for (v in r) { n = split(r[v], a, " "); for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] < a[j-1]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
-                  printf "| %s | %.3f |\n", v, (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 } }'
+        echo "| routing (hello) | req/s vs plain prefix route (median of rounds) | user-space instructions per request (callgrind) |"
+        echo "|---|---:|---:|"
+        grep '^VRATIO\|^INSTR' "$log" | awk '
+            $1 == "VRATIO" && $3 > 0 && $4 > 0 { r[$2] = r[$2] " " $3 / $4; seen[$2] = 1 }
+            $1 == "INSTR" { ins[$2] = $3; seen[$2] = 1 }
+            END { for (v in seen) {
+                    med = "-"
+                    if (v == "plain") med = "1 (reference)"
+                    else if (r[v] != "") {
+                        n = split(r[v], a, " ")
+                        for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] < a[j-1]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+                        med = sprintf("%.3f", (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
+                    }
+                    printf "| %s | %s | %s |\n", v, med, (v in ins) ? ins[v] : "-" } }' | sort
     fi
     echo
     echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPUs ($(uname -r)), ROUNDS=$ROUNDS, DURATION=${DURATION:-10s}, one worker each, ../shared/bench rig."
