@@ -63,24 +63,39 @@ static void on_budget(lua_State *L, lua_Debug *ar)
                    cfg->limits.lua_memory);
 }
 
+/* The count hook stays installed for the state's life (installing one rebuilds LuaJIT's
+ * dispatch table, a few hundred instructions per call); only the deadline comes and goes. */
+static void budget_install(sg_config *cfg)
+{
+    lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, 1000);
+}
+
 static void budget_arm(sg_config *cfg, double seconds)
 {
     cfg->hook_deadline = mono_now() + seconds;
     cfg->hook_memory_kb = cfg->limits.lua_memory / 1024;
-    lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, 1000);
 }
 
 static void budget_disarm(sg_config *cfg)
 {
-    lua_sethook(cfg->L, NULL, 0, 0);
     cfg->hook_deadline = 0;
 }
+
+static const char TRACEBACK_KEY = 0; /* registry key: lightuserdata -> traceback() */
 
 /* Calls the function below `nargs` arguments; on error appends the traceback to err. */
 static int pcall_traceback(lua_State *L, int nargs, int nres, sg_buf *err)
 {
     int base = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback);
+    lua_pushlightuserdata(L, (void *)&TRACEBACK_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX); /* made once: a C closure per call is an allocation */
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushcfunction(L, traceback);
+        lua_pushlightuserdata(L, (void *)&TRACEBACK_KEY);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, LUA_REGISTRYINDEX);
+    }
     lua_insert(L, base);
     int rc = lua_pcall(L, nargs, nres, base);
     lua_remove(L, base);
@@ -805,6 +820,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     lua_pushlightuserdata(L, (void *)&BUDGET_KEY);
     lua_pushlightuserdata(L, cfg);
     lua_rawset(L, LUA_REGISTRYINDEX);
+    budget_install(cfg);
     req_meta_init(cfg);
     cfg->refs = 1;
     cfg->generation = generation;
