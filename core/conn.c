@@ -761,6 +761,7 @@ static void conn_run(sg_conn *c)
         bool progress = conn_parse(c);
         if (c->state == SG_CONN_CLOSING || !conn_flush(c))
             return;
+        sg_upstream_reap(c);
         if (c->response_done && c->out.len == 0 && c->pipe.len == 0) {
             finish_request(c);
             if (c->state == SG_CONN_CLOSING)

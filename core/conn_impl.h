@@ -149,5 +149,7 @@ void sg_upstream_pump(sg_conn *c);
 ev_tstamp sg_upstream_watch(sg_conn *c);
 void sg_upstream_timeout(sg_conn *c);
 void sg_upstream_close(sg_conn *c);
+/** Closes the backend socket of a finished exchange (kept open until the client write). */
+void sg_upstream_reap(sg_conn *c);
 
 #endif

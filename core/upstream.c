@@ -672,8 +672,18 @@ static void finish_response(sg_conn *c, bool eof, bool failed)
         c->close_after = true;
     }
     c->response_done = true;
+    /* the socket itself is closed after the client write (sg_upstream_reap): the FIN
+     * exchange then costs the client no latency */
+    release_member(c);
+    ev_io_stop(loop_of(c), &u->rio);
+    ev_io_stop(loop_of(c), &u->wio);
     u->phase = SG_UP_DONE;
-    sg_upstream_close(c);
+}
+
+void sg_upstream_reap(sg_conn *c)
+{
+    if (c->up.fd >= 0 && c->up.phase == SG_UP_DONE)
+        sg_upstream_close(c);
 }
 
 /* Appends up to `len` body bytes to out with the chosen framing. */
