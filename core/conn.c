@@ -469,6 +469,23 @@ static void raw_body_done(sg_conn *c, size_t n)
         c->body_complete = true;
 }
 
+/* Body bytes from the socket straight into the backend buffer, never past this request's
+ * end. Returns what sg_buf_read does, or SG_DECLINED when the buffer is full. */
+static ssize_t read_raw_body(sg_conn *c)
+{
+    size_t room = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+    if (room > c->body_left)
+        room = (size_t)c->body_left;
+    if (room == 0)
+        return SG_DECLINED;
+    ssize_t r = sg_buf_read(&c->body, c->fd, room);
+    if (r > 0) {
+        c->t_read = ev_now(sg_server_loop(c->server));
+        raw_body_done(c, (size_t)r);
+    }
+    return r;
+}
+
 static bool take_raw_body(sg_conn *c)
 {
     size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
@@ -496,16 +513,7 @@ static void prefetch_body(sg_conn *c)
     if (!c->in_more || c->body_complete || c->body_discard || c->in.len)
         return;
     c->in_more = false;
-    size_t room = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
-    if (room > c->body_left)
-        room = (size_t)c->body_left;
-    if (room == 0)
-        return;
-    ssize_t r = sg_buf_read(&c->body, c->fd, room);
-    if (r > 0) {
-        c->t_read = ev_now(sg_server_loop(c->server));
-        raw_body_done(c, (size_t)r);
-    }
+    read_raw_body(c);
 }
 
 /* Routes the request (a new one, or one an internal redirect retargeted) and starts it. */
@@ -922,14 +930,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (c->raw_body && !c->body_complete && c->in.len == 0 && c->state == SG_CONN_PROXY &&
         !c->body_discard) {
-        /* body bytes straight into the backend buffer, never past this request's end */
-        size_t room = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
-        if (room > c->body_left)
-            room = (size_t)c->body_left;
-        if (room == 0)
-            return;
-        ssize_t r = sg_buf_read(&c->body, c->fd, room);
-        if (r == SG_AGAIN)
+        ssize_t r = read_raw_body(c);
+        if (r == SG_AGAIN || r == SG_DECLINED)
             return;
         if (r <= 0) {
             if (r == SG_ERR)
@@ -939,8 +941,6 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             sg_conn_close(c);
             return;
         }
-        c->t_read = ev_now(loop);
-        raw_body_done(c, (size_t)r);
         sg_upstream_pump(c);
         conn_run(c);
         return;

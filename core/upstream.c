@@ -710,6 +710,18 @@ static void relay_bytes(sg_conn *c, const char *data, size_t len)
 
 static void read_body(sg_conn *c);
 
+/* Bookkeeping after `n` body bytes came from the backend; true when the response is whole. */
+static bool relayed(sg_conn *c, size_t n)
+{
+    c->t_up = ev_now(loop_of(c));
+    if (cur_state(c))
+        cur_state(c)->bytes_from += (uint64_t)n;
+    if (c->resp_remaining != 0)
+        return false;
+    finish_response(c, false, false);
+    return true;
+}
+
 static void read_head(sg_conn *c)
 {
     sg_upstream *u = &c->up;
@@ -784,13 +796,8 @@ static void splice_body(sg_conn *c)
         }
         c->resp_remaining -= n;
         c->bytes_out += (uint64_t)n;
-        c->t_up = ev_now(loop_of(c));
-        if (cur_state(c))
-            cur_state(c)->bytes_from += (uint64_t)n;
-        if (c->resp_remaining == 0) {
-            finish_response(c, false, false);
+        if (relayed(c, (size_t)n))
             return;
-        }
         if ((size_t)n < max)
             return; /* drained for now: epoll says when more comes, no EAGAIN probe */
     }
@@ -848,13 +855,8 @@ static void read_body(sg_conn *c)
             finish_response(c, true, cut);
             return;
         }
-        c->t_up = ev_now(loop_of(c));
-        if (cur_state(c))
-            cur_state(c)->bytes_from += (uint64_t)n;
-        if (c->resp_remaining == 0) {
-            finish_response(c, false, false);
+        if (relayed(c, (size_t)n))
             return;
-        }
     }
 }
 
