@@ -308,7 +308,7 @@ static void end_request(sg_conn *c)
         c->file_fd = -1;
     }
     c->file_left = 0;
-    sg_pipe_close(&c->pipe);
+    sg_server_pipe_give(c->server, &c->pipe);
     c->redirects = 0;
     sg_buf_reset(&c->redirect_cookies);
     sg_buf_reset(&c->orig_uri);

@@ -59,6 +59,10 @@ struct sg_server {
     sg_health *health;        /* probes of the current generation, or NULL */
     sg_stats stats;
     uint64_t requests_last_tick, trimmed_at; /* idle heap trim (on_file_change) */
+    /* empty splice pipes kept between large responses: pipe2 + F_SETPIPE_SZ + two closes
+     * per response would cost more than the copies they save on a 64 KiB body */
+    sg_pipe pipes[32];
+    size_t npipes;
     time_t date_sec;
     char date[64];
 };
@@ -408,6 +412,30 @@ static bool file_changed(sg_server *s)
     return changed;
 }
 
+int sg_server_pipe_take(sg_server *s, sg_pipe *p, size_t want)
+{
+    if (s->npipes == 0)
+        return sg_pipe_open(p, want);
+    *p = s->pipes[--s->npipes];
+    return SG_OK;
+}
+
+void sg_server_pipe_give(sg_server *s, sg_pipe *p)
+{
+    if (sg_pipe_is_open(p) && p->len == 0 && s->npipes < sizeof s->pipes / sizeof s->pipes[0]) {
+        s->pipes[s->npipes++] = *p;
+        sg_pipe_init(p);
+        return;
+    }
+    sg_pipe_close(p);
+}
+
+static void drain_pipes(sg_server *s)
+{
+    while (s->npipes)
+        sg_pipe_close(&s->pipes[--s->npipes]);
+}
+
 static void on_file_change(struct ev_loop *loop, ev_timer *w, int revents)
 {
     sg_server *s = SG_CONTAINER_OF(w, sg_server, watch);
@@ -419,6 +447,7 @@ static void on_file_change(struct ev_loop *loop, ev_timer *w, int revents)
     /* a quiet second after traffic: give the heap kept for request buffers back */
     if (s->stats.requests_total != s->trimmed_at) {
         if (s->stats.requests_total == s->requests_last_tick) {
+            drain_pipes(s);
             malloc_trim(0);
             s->trimmed_at = s->stats.requests_total;
         }
@@ -516,6 +545,7 @@ void sg_server_free(sg_server *s)
         sg_conn_free(c);
     }
     close_listeners(s);
+    drain_pipes(s);
     sg_health_free(s->health);
     s->health = NULL;
     ev_check_stop(s->loop, &s->sweep);

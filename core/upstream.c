@@ -767,7 +767,8 @@ static void read_head(sg_conn *c)
     if (!c->resp_chunked && c->resp_remaining >= SG_SPLICE_MIN) {
         /* a large sized body: through a pipe, never copied into our memory. A pipe the
          * kernel keeps small (per-user quota) would cost more splices than it saves. */
-        if (sg_pipe_open(&c->pipe, SG_PIPE_SIZE) == SG_OK && c->pipe.cap < SG_PIPE_MIN)
+        if (sg_server_pipe_take(c->server, &c->pipe, SG_PIPE_SIZE) == SG_OK &&
+            c->pipe.cap < SG_PIPE_MIN)
             sg_pipe_close(&c->pipe);
     }
     read_body(c); /* the end is often already there: one write to the client, not two */

@@ -40,6 +40,12 @@ describe("relaying the backend response #integration", function()
           if not send_all(sock, data:sub(i, i + 65535)) then return end
         end
       end ]], BIG) }
+    backends.mid = helpers.scgi_backend { handler = [[
+      function(req, sock)
+        req:read_body()
+        local data = blob(100000, 7)
+        send_all(sock, "Status: 200 OK\r\nContent-Length: " .. #data .. "\r\n\r\n" .. data)
+      end ]] }
     backends.early = helpers.scgi_backend { handler = [[
       function(req, sock)
         send_all(sock, "Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\ncsrf rejected")
@@ -258,7 +264,7 @@ describe("relaying the backend response #integration", function()
       assert.is_true(res.body == helpers.blob(BIG, 21), "body differs")
     end)
 
-    -- Content-Length bodies from 256 KiB on go backend → pipe → client with splice(2)
+    -- Content-Length bodies from 32 KiB on go backend → pipe → client with splice(2)
     it("keeps the connection for the next request after a large Content-Length response", function()
       local c = assert(gw:connect(nil, { timeout = 10 }))
       finally(function() c:close() end)
@@ -292,6 +298,27 @@ describe("relaying the backend response #integration", function()
       assert.truthy(settled, "descriptors left open: " ..
                     #helpers.proc.list_dir("/proc/" .. gw.pid .. "/fd") .. ", " .. fds0 .. " before")
       assert.equal("hello", get("/cl/").body)
+    end)
+
+    it("reuses one splice pipe across sequential responses and closes it once idle", function()
+      local function fds() return #helpers.proc.list_dir("/proc/" .. gw.pid .. "/fd") end
+      local start = fds()
+      local c = assert(gw:connect(nil, { timeout = 10 }))
+      finally(function() c:close() end)
+      local body = helpers.blob(100000, 7)
+      local most = 0
+      for _ = 1, 30 do
+        local res = assert(c:request { path = "/mid/" })
+        assert.is_true(res.body == body, "body differs")
+        most = math.max(most, fds())
+      end
+      assert.is_true(most <= start + 3, "descriptors grew from " .. start .. " to " .. most ..
+                     ": pipes are not reused")
+      -- the client connection, and one pipe (two descriptors) in use or pooled
+      local quiet = helpers.poll(function() return fds() <= most - 2 and fds() end, 5)
+      assert.truthy(quiet, "the pooled pipe was not closed after a quiet second: " .. fds() ..
+                    " descriptors, " .. most .. " at most while busy")
+      assert.equal(100000, #assert(c:request { path = "/mid/" }).body)
     end)
 
     it("relays a 10 MiB response to a slow reader (backpressure) intact", function()
