@@ -16,7 +16,8 @@ export GATEWAY_NAME=scgi-lua
 export GATEWAY_CMD="$here/spec/bench/gateway.sh {PORT} {BACKEND_PORT} {DATADIR} {RUNDIR} {WORKERS}"
 log=$(mktemp)
 table=$(mktemp)
-trap 'rm -f "$log" "$table"' EXIT
+one=$(mktemp)
+trap 'rm -f "$log" "$table" "$one"' EXIT
 
 for peer in $PEERS; do
     bin=$peer; [ "$peer" = apache ] && bin=apache2
@@ -26,7 +27,16 @@ for peer in $PEERS; do
     for s in $SCENARIOS; do
         hdr=X-Sendfile; [ "$peer" = nginx ] && hdr=X-Accel-Redirect
         [ "$s" = sendfile100m ] && [ "$peer" = nginx ] && echo "(nginx serves sendfile100m through X-Accel-Redirect)"
-        "$rig/compare.sh" custom "$peer" "$s" "$ROUNDS" 2>/dev/null | tee -a "$log" | grep '^RATIO'
+        "$rig/compare.sh" custom "$peer" "$s" "$ROUNDS" 2>/dev/null >"$one"
+        cat "$one" >>"$log"
+        grep '^RATIO' "$one"
+        # compare.sh reports p99 medians; the p50 ones (hello-c1's target) come from its rounds
+        awk -v s="$s" -v peer="$peer" '
+            function med(list,   n, a, i, j, t) { n = split(list, a, " ")
+                for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j] + 0 < a[j-1] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+                return n ? ((n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : "-" }
+            /^round [0-9]+ [AB]:/ && / rps=/ { for (i = 1; i <= NF; i++) if ($i ~ /^p50_ms=/) { split($i, kv, "="); p[$3] = p[$3] " " kv[2] } }
+            END { printf "P50 %s %s %s %s\n", s, peer, med(p["A:"]), med(p["B:"]) }' "$one" >>"$log"
     done
 done
 
@@ -44,17 +54,19 @@ for v in $VARIANTS; do
 done
 
 # the same variants in user-space instructions per request: repeatable where req/s is not
-"$here/spec/bench/instructions.sh" 2000 | tee -a "$log"
+VARIANTS="plain $VARIANTS" "$here/spec/bench/instructions.sh" 2000 | tee -a "$log"
 
 {
-    echo "| scenario | peer | scgi-lua / peer req/s (median) | min-max | scgi-lua p99 ms | peer p99 ms | scgi-lua RSS kB | peer RSS kB |"
+    echo "| scenario | peer | scgi-lua / peer req/s (median) | min-max | scgi-lua p50 / p99 ms | peer p50 / p99 ms | scgi-lua RSS kB | peer RSS kB |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
-    grep '^RATIO' "$log" | awk '{
-        split($2, ab, "/"); s = $3; peer = ab[2]
-        for (i = 4; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        printf "| %s | %s | %.2f | %.2f-%.2f | %s | %s | %s | %s |\n", s, peer, v["rps_ratio_median"],
-            v["rps_ratio_min"], v["rps_ratio_max"], v["A_p99_median"], v["B_p99_median"], v["A_rss_median"], v["B_rss_median"]
-    }'
+    grep '^RATIO\|^P50' "$log" | awk '
+        $1 == "P50" { a50[$2 "|" $3] = $4; b50[$2 "|" $3] = $5; next }
+        { split($2, ab, "/"); s = $3; peer = ab[2]; k = s "|" peer; order[++n] = k
+          for (i = 4; i <= NF; i++) { split($i, kv, "="); v[k, kv[1]] = kv[2] } }
+        END { for (i = 1; i <= n; i++) { k = order[i]; split(k, sp, "|")
+            printf "| %s | %s | %.2f | %.2f-%.2f | %s / %s | %s / %s | %s | %s |\n", sp[1], sp[2], v[k, "rps_ratio_median"],
+                v[k, "rps_ratio_min"], v[k, "rps_ratio_max"], (k in a50) ? a50[k] : "-", v[k, "A_p99_median"],
+                (k in b50) ? b50[k] : "-", v[k, "B_p99_median"], v[k, "A_rss_median"], v[k, "B_rss_median"] } }'
     if grep -q '^VRATIO\|^INSTR' "$log"; then
         echo
         echo "| routing (hello) | req/s vs plain prefix route (median of rounds) | user-space instructions per request (callgrind) |"
