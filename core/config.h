@@ -116,6 +116,7 @@ typedef struct sg_config {
     sg_allow *status_allow; size_t nstatus_allow;
     double hook_deadline; /* monotonic seconds; 0 when no budget applies */
     size_t hook_memory_kb;
+    bool loading;         /* the config file itself is running (its own budget) */
 } sg_config;
 
 #endif

@@ -42,6 +42,11 @@ static double mono_now(void)
 
 static const char BUDGET_KEY = 0; /* registry key: lightuserdata -> the sg_config */
 
+/* Running the config file happens in the event loop too (reloads): a file that never
+ * returns must fail like any broken config instead of freezing the server. */
+#define SG_LOAD_TIME 5
+#define SG_LOAD_MEMORY_MB 256
+
 /*
  * Called every few thousand VM instructions while a hook runs. The JIT is off in config
  * states because compiled code never calls count hooks; the interpreter is fast enough
@@ -56,11 +61,18 @@ static void on_budget(lua_State *L, lua_Debug *ar)
     lua_pop(L, 1);
     if (!cfg || cfg->hook_deadline == 0)
         return;
-    if (mono_now() > cfg->hook_deadline)
+    if (mono_now() > cfg->hook_deadline) {
+        if (cfg->loading)
+            luaL_error(L, "the configuration ran longer than %d s (a loop that never ends?)",
+                       SG_LOAD_TIME);
         luaL_error(L, "hook ran longer than limits.hook_time (%.3g s)", cfg->limits.hook_time);
-    if ((size_t)lua_gc(L, LUA_GCCOUNT, 0) > cfg->hook_memory_kb)
+    }
+    if ((size_t)lua_gc(L, LUA_GCCOUNT, 0) > cfg->hook_memory_kb) {
+        if (cfg->loading)
+            luaL_error(L, "the configuration made the Lua heap exceed %d MiB", SG_LOAD_MEMORY_MB);
         luaL_error(L, "hook made the Lua heap exceed limits.lua_memory (%zu bytes)",
                    cfg->limits.lua_memory);
+    }
 }
 
 /* The count hook stays installed for the state's life (installing one rebuilds LuaJIT's
@@ -778,6 +790,16 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     lua_setfield(L, -3, "path");
     lua_pop(L, 2);
 
+    sg_config *cfg = sg_xcalloc(1, sizeof *cfg);
+    cfg->L = L;
+    lua_pushlightuserdata(L, (void *)&BUDGET_KEY);
+    lua_pushlightuserdata(L, cfg);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    budget_install(cfg);
+    cfg->loading = true;
+    cfg->hook_deadline = mono_now() + SG_LOAD_TIME;
+    cfg->hook_memory_kb = (size_t)SG_LOAD_MEMORY_MB * 1024;
+
     sg_buf err;
     sg_buf_init(&err);
     lua_getglobal(L, "require");
@@ -787,6 +809,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
                        (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);
         lua_close(L);
+        free(cfg);
         return NULL;
     }
     lua_getfield(L, -1, "load_file");
@@ -796,6 +819,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
                        (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);
         lua_close(L);
+        free(cfg);
         return NULL;
     }
     sg_buf_free(&err);
@@ -812,15 +836,12 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
             sg_buf_appendf(report, "  %s\n", lua_tostring(L, -1));
         }
         lua_close(L);
+        free(cfg);
         return NULL;
     }
     lua_pop(L, 1); /* the nil error slot */
-    sg_config *cfg = sg_xcalloc(1, sizeof *cfg);
-    cfg->L = L;
-    lua_pushlightuserdata(L, (void *)&BUDGET_KEY);
-    lua_pushlightuserdata(L, cfg);
-    lua_rawset(L, LUA_REGISTRYINDEX);
-    budget_install(cfg);
+    budget_disarm(cfg);
+    cfg->loading = false;
     req_meta_init(cfg);
     cfg->refs = 1;
     cfg->generation = generation;

@@ -1,7 +1,8 @@
 -- SPEC §1 (SIGHUP, the watched config file) and §8 (hot reload), single process: a reload by
 -- SIGHUP, by a plain write and by an atomic rename switches a route's backend in the same
 -- process; an invalid config (syntax error, unknown balancer) keeps the old one serving and is
--- logged with file/line or dotted path, and a fixed file is picked up on the next change; an
+-- logged with file/line or dotted path, and a fixed file is picked up on the next change (a
+-- file that never returns fails after 5 s instead of freezing the server); an
 -- in-flight request finishes on its old backend while new ones go to the new one; 20 reloads
 -- under load lose no request; listen addresses follow the config; balancer state survives a
 -- reload; memory stays flat over 200 reloads. Workers (`workers = N`) are in workers_spec.lua.
@@ -188,6 +189,21 @@ describe("hot reload #integration", function()
                         { from = mark })
       assert.truthy(log, "the fixed config was not picked up within 3 s")
       assert.equal("B", get(gw))
+      assert.is_true(gw:alive())
+    end)
+
+    it("a config whose top level never returns fails the reload after 5 s instead of hanging", function()
+      local gw = start()
+      finally(function() gw:stop() end)
+      assert.equal("A", get(gw))
+      local gen = generation(gw)
+      local mark = gw:log_mark()
+      rewrite(gw, "local n = 0\nwhile true do n = n + 1 end\n", "atomic")
+      assert(gw:signal "HUP")
+      local log = gw:wait_log("reload %(SIGHUP%) failed, keeping generation " .. gen ..
+                              ": [^\n]-ran longer than 5 s", 10, { from = mark })
+      assert.truthy(log, "no failure line for the endless config")
+      assert.equal("A", get(gw))
       assert.is_true(gw:alive())
     end)
 
