@@ -174,6 +174,18 @@ local function is_integer(v)
 end
 _M.is_integer = is_integer
 
+-- A validator whose value passes as it is when ok(v) holds.
+local function checked(o, vtype, what, ok)
+  local self
+  self = validator(o, vtype, what, function(v, path, cx, w)
+    if not ok(v) then
+      return cx:expected(path, w or self.what, v)
+    end
+    return v
+  end)
+  return self
+end
+
 --- An integer, optionally within { min = , max = }.
 function _M.integer(o)
   local lo, hi = o.min, o.max
@@ -181,14 +193,9 @@ function _M.integer(o)
     or lo and fmt("an integer >= %d", lo)
     or hi and fmt("an integer <= %d", hi)
     or "an integer"
-  local self
-  self = validator(o, "number", what, function(v, path, cx, w)
-    if not is_integer(v) or (lo and v < lo) or (hi and v > hi) then
-      return cx:expected(path, w or self.what, v)
-    end
-    return v
+  return checked(o, "number", what, function(v)
+    return is_integer(v) and not (lo and v < lo) and not (hi and v > hi)
   end)
-  return self
 end
 
 --- A finite number; { gt = x } (strictly greater) or { min = x }.
@@ -198,14 +205,9 @@ function _M.number(o)
     or gt and fmt("a number > %s", tostring(gt))
     or lo and fmt("a number >= %s", tostring(lo))
     or "a number"
-  local self
-  self = validator(o, "number", what, function(v, path, cx, w)
-    if type(v) ~= "number" or not finite(v) or (gt and v <= gt) or (lo and v < lo) then
-      return cx:expected(path, w or self.what, v)
-    end
-    return v
+  return checked(o, "number", what, function(v)
+    return type(v) == "number" and finite(v) and not (gt and v <= gt) and not (lo and v < lo)
   end)
-  return self
 end
 
 --- A string without NUL bytes. { match = <pattern it must match>,
@@ -233,25 +235,11 @@ function _M.string(o)
 end
 
 function _M.boolean(o)
-  local self
-  self = validator(o, "boolean", "a boolean", function(v, path, cx, w)
-    if type(v) ~= "boolean" then
-      return cx:expected(path, w or self.what, v)
-    end
-    return v
-  end)
-  return self
+  return checked(o, "boolean", "a boolean", function(v) return type(v) == "boolean" end)
 end
 
 function _M.func(o)
-  local self
-  self = validator(o, "function", "a function", function(v, path, cx, w)
-    if type(v) ~= "function" then
-      return cx:expected(path, w or self.what, v)
-    end
-    return v
-  end)
-  return self
+  return checked(o, "function", "a function", function(v) return type(v) == "function" end)
 end
 
 --- A fixed value of any type (e.g. `false`), mapped to { to = ... } if given.

@@ -15,47 +15,8 @@ local helpers = require "spec.helpers"
 local proc = helpers.proc
 local serialize = require "spec.helpers.serialize"
 
-local function app(name)
-  return string.format([[
-function(req, sock)
-  local q = req.env.QUERY_STRING or ""
-  local s = tonumber(q:match "sleep=([%%d.]+)")
-  if s then sleep(s) end
-  send_all(sock, "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s")
-end]], #name, name)
-end
-
--- Config source. o: listen (string or list), pass, extra (more Lua table fields, source),
--- routes (source of the routes list, replaces the default one-route list), comment.
-local function config(o)
-  local listen = type(o.listen) == "table" and o.listen or { o.listen }
-  local ls = {}
-  for i, l in ipairs(listen) do ls[i] = string.format("%q", l) end
-  return string.format([[
--- %s
-return {
-  listen = { %s },
-  access_log = false,
-  log_level = "info",
-  timeouts = { shutdown = 10, keepalive = 30 },
-  %s
-  routes = %s,
-}
-]], o.comment or "scgi-lua reload spec", table.concat(ls, ", "), o.extra or "",
-    o.routes or string.format("{ { path = \"/\", pass = %q } }", o.pass))
-end
-
--- Rewrite the gateway's config file: "plain" (truncate and write in place) or "atomic"
--- (a temp file in the same directory renamed over it).
-local function rewrite(gw, src, mode)
-  if mode == "atomic" then
-    local tmp = gw.config_path .. ".new"
-    proc.write_file(tmp, src)
-    assert(os.rename(tmp, gw.config_path))
-  else
-    proc.write_file(gw.config_path, src)
-  end
-end
+local reloading = require "spec.helpers.reloading"
+local app, config, rewrite = reloading.named_app, reloading.config, reloading.rewrite
 
 local function count(text, pattern)
   return select(2, text:gsub(pattern, ""))

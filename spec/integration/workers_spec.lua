@@ -11,38 +11,14 @@
 local helpers = require "spec.helpers"
 local proc = helpers.proc
 
-local function app(name)
-  return string.format([[
-function(req, sock)
-  local q = req.env.QUERY_STRING or ""
-  local s = tonumber(q:match "sleep=([%%d.]+)")
-  if s then sleep(s) end
-  send_all(sock, "Status: 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s")
-end]], #name, name)
-end
+local reloading = require "spec.helpers.reloading"
+local app, rewrite = reloading.named_app, reloading.rewrite
 
+-- two workers unless o.workers says otherwise
 local function config(o)
-  local listen = type(o.listen) == "table" and o.listen or { o.listen }
-  local ls = {}
-  for i, l in ipairs(listen) do ls[i] = string.format("%q", l) end
-  return string.format([[
--- %s
-return {
-  listen = { %s },
-  workers = %s,
-  access_log = false,
-  log_level = "info",
-  timeouts = { shutdown = 10 },
-  routes = { { path = "/", pass = %q } },
-}
-]], o.comment or "scgi-lua workers spec", table.concat(ls, ", "),
-    type(o.workers) == "string" and string.format("%q", o.workers) or tostring(o.workers or 2), o.pass)
-end
-
-local function rewrite(gw, src)
-  local tmp = gw.config_path .. ".new"
-  proc.write_file(tmp, src)
-  assert(os.rename(tmp, gw.config_path))
+  local t = { timeouts = "{ shutdown = 10 }", workers = 2 }
+  for k, v in pairs(o) do t[k] = v end
+  return reloading.config(t)
 end
 
 -- state, ppid of a process (nil if gone)
