@@ -457,6 +457,12 @@ static void status_endpoint(sg_conn *c)
     sg_buf_free(&body);
 }
 
+/* What the backend buffer still takes of the request body. */
+static size_t body_room(const sg_conn *c)
+{
+    return c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+}
+
 /*
  * A Content-Length body needs no parser: its bytes go from `in` (what arrived with the
  * head) straight to the backend buffer, and later reads land in that buffer directly.
@@ -473,7 +479,7 @@ static void raw_body_done(sg_conn *c, size_t n)
  * end. Returns what sg_buf_read does, or SG_DECLINED when the buffer is full. */
 static ssize_t read_raw_body(sg_conn *c)
 {
-    size_t room = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+    size_t room = body_room(c);
     if (room > c->body_left)
         room = (size_t)c->body_left;
     if (room == 0)
@@ -489,8 +495,8 @@ static ssize_t read_raw_body(sg_conn *c)
 static bool take_raw_body(sg_conn *c)
 {
     size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
-    if (!c->body_discard && n > SG_BODY_MAX - (c->body.len < SG_BODY_MAX ? c->body.len : SG_BODY_MAX))
-        n = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+    if (!c->body_discard && n > body_room(c))
+        n = body_room(c);
     if (n == 0)
         return false;
     if (!c->body_discard)
@@ -626,7 +632,7 @@ static bool conn_parse(sg_conn *c)
             else if (c->body_discard || c->state == SG_CONN_LOCAL)
                 want = c->state == SG_CONN_LOCAL && !c->body_discard ? 0 : c->in.len;
             else
-                want = c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
+                want = body_room(c);
             if (want > c->in.len)
                 want = c->in.len;
             break;
@@ -802,6 +808,12 @@ static void set_io(struct ev_loop *loop, ev_io *w, bool on)
         ev_io_stop(loop, w);
 }
 
+/* Response bytes still on their way to the client: buffered, piped or in the file. */
+static bool to_client(const sg_conn *c)
+{
+    return c->out.len || c->pipe.len || c->file_left;
+}
+
 static ev_tstamp conn_deadline(sg_conn *c, int *what)
 {
     const sg_config *cfg = c->cfg ? c->cfg : sg_server_config(c->server);
@@ -818,7 +830,7 @@ static ev_tstamp conn_deadline(sg_conn *c, int *what)
     } else if (!c->body_complete && c->req.has_body && ev_is_active(&c->rio)) {
         CONSIDER(c->t_read + cfg->timeouts.client_body, 3);
     }
-    if (c->out.len || c->file_left || c->pipe.len)
+    if (to_client(c))
         CONSIDER(c->t_write + cfg->timeouts.send, 4);
     if (c->state == SG_CONN_PROXY) {
         ev_tstamp u = sg_upstream_watch(c);
@@ -853,7 +865,7 @@ static void conn_watch(sg_conn *c)
         break;
     }
     set_io(loop, &c->rio, want_read);
-    set_io(loop, &c->wio, c->out.len > 0 || c->file_left > 0 || c->pipe.len > 0);
+    set_io(loop, &c->wio, to_client(c));
     int what;
     ev_tstamp d = conn_deadline(c, &what);
     if (d > 0) {

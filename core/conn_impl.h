@@ -23,8 +23,6 @@
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
 #define SG_UP_HEAD_MAX (16 * 1024) /* backend response head limit (SPEC §5) */
 #define SG_SPLICE_MIN (32 * 1024)  /* sized bodies from this length go through a pipe */
-#define SG_PIPE_SIZE (256 * 1024)  /* asked pipe capacity; below SG_PIPE_MIN we copy */
-#define SG_PIPE_MIN (64 * 1024)
 #define SG_LINGER_TIME 5.0       /* seconds to drain a client's unread body before closing */
 
 enum sg_conn_state {

@@ -82,10 +82,10 @@ static void budget_install(sg_config *cfg)
     lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, 1000);
 }
 
-static void budget_arm(sg_config *cfg, double seconds)
+static void budget_arm(sg_config *cfg, double seconds, size_t memory_bytes)
 {
     cfg->hook_deadline = mono_now() + seconds;
-    cfg->hook_memory_kb = cfg->limits.lua_memory / 1024;
+    cfg->hook_memory_kb = memory_bytes / 1024;
 }
 
 static void budget_disarm(sg_config *cfg)
@@ -100,14 +100,7 @@ static int pcall_traceback(lua_State *L, int nargs, int nres, sg_buf *err)
 {
     int base = lua_gettop(L) - nargs;
     lua_pushlightuserdata(L, (void *)&TRACEBACK_KEY);
-    lua_rawget(L, LUA_REGISTRYINDEX); /* made once: a C closure per call is an allocation */
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushcfunction(L, traceback);
-        lua_pushlightuserdata(L, (void *)&TRACEBACK_KEY);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, LUA_REGISTRYINDEX);
-    }
+    lua_rawget(L, LUA_REGISTRYINDEX); /* made once (sg_config_load): a C closure is an allocation */
     lua_insert(L, base);
     int rc = lua_pcall(L, nargs, nres, base);
     lua_remove(L, base);
@@ -133,7 +126,7 @@ static int pcall_traceback(lua_State *L, int nargs, int nres, sg_buf *err)
 /* A hook call: pcall_traceback under the per-call time and memory budget. */
 static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
 {
-    budget_arm(cfg, cfg->limits.hook_time);
+    budget_arm(cfg, cfg->limits.hook_time, cfg->limits.lua_memory);
     int rc = pcall_traceback(cfg->L, nargs, nres, err);
     budget_disarm(cfg);
     if (rc != SG_OK)
@@ -777,6 +770,9 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     }
     luaL_openlibs(L);
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    lua_pushlightuserdata(L, (void *)&TRACEBACK_KEY);
+    lua_pushcfunction(L, traceback);
+    lua_rawset(L, LUA_REGISTRYINDEX);
     /* modules: ours first, then the directory of the config file (for its own requires) */
     const char *slash = strrchr(file, '/');
     int dirlen = slash ? (int)(slash - file) : 1;
@@ -797,8 +793,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     lua_rawset(L, LUA_REGISTRYINDEX);
     budget_install(cfg);
     cfg->loading = true;
-    cfg->hook_deadline = mono_now() + SG_LOAD_TIME;
-    cfg->hook_memory_kb = (size_t)SG_LOAD_MEMORY_MB * 1024;
+    budget_arm(cfg, SG_LOAD_TIME, (size_t)SG_LOAD_MEMORY_MB * 1024 * 1024);
 
     sg_buf err;
     sg_buf_init(&err);

@@ -17,7 +17,7 @@ void sg_pipe_init(sg_pipe *p)
     p->len = p->cap = 0;
 }
 
-int sg_pipe_open(sg_pipe *p, size_t want)
+int sg_pipe_open(sg_pipe *p)
 {
     int fds[2];
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
@@ -25,12 +25,15 @@ int sg_pipe_open(sg_pipe *p, size_t want)
     p->rfd = fds[0];
     p->wfd = fds[1];
     p->len = 0;
-    /* a bigger pipe means fewer splices; past the per-user quota the kernel refuses and
-     * the default (16 pages) still works */
-    int got = fcntl(p->wfd, F_SETPIPE_SZ, (int)want);
+    /* past the per-user quota the kernel refuses to grow a pipe, and may even shrink it */
+    int got = fcntl(p->wfd, F_SETPIPE_SZ, SG_PIPE_SIZE);
     if (got < 0)
         got = fcntl(p->wfd, F_GETPIPE_SZ);
-    p->cap = got > 0 ? (size_t)got : 65536;
+    if (got < SG_PIPE_MIN) {
+        sg_pipe_close(p);
+        return SG_ERR;
+    }
+    p->cap = (size_t)got;
     return SG_OK;
 }
 

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#define SG_PIPE_SIZE (256 * 1024) /* capacity asked for */
+#define SG_PIPE_MIN (64 * 1024)   /* less than this (the per-user pipe quota) is refused */
+
 typedef struct sg_pipe {
     int rfd, wfd; /* owned; -1 when closed */
     size_t len;   /* bytes inside */
@@ -18,8 +21,12 @@ typedef struct sg_pipe {
 } sg_pipe;
 
 void sg_pipe_init(sg_pipe *p);
-/** Opens a non-blocking pipe of about `want` bytes. Returns SG_OK or SG_ERR (errno set). */
-int sg_pipe_open(sg_pipe *p, size_t want);
+/**
+ * Opens a non-blocking pipe of SG_PIPE_SIZE bytes, or at least SG_PIPE_MIN. Returns SG_OK,
+ * or SG_ERR when there is none to have: a smaller one would cost more splices than the
+ * copies it saves.
+ */
+int sg_pipe_open(sg_pipe *p);
 static inline bool sg_pipe_is_open(const sg_pipe *p) { return p->rfd >= 0; }
 static inline size_t sg_pipe_room(const sg_pipe *p) { return p->cap > p->len ? p->cap - p->len : 0; }
 /** Moves up to `max` bytes from socket `fd` in. Returns bytes (> 0), 0 on EOF, SG_AGAIN, SG_ERR. */

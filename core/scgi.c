@@ -85,16 +85,11 @@ void sg_scgi_set(sg_scgi_vars *vars, const char *name, size_t name_len, const ch
                  size_t value_len)
 {
     sg_scgi_var *v = find(vars, name, name_len);
-    value_len = cut(value, value_len);
     if (!v) {
-        if (vars->n == vars->cap) {
-            vars->cap = vars->cap ? vars->cap * 2 : 32;
-            vars->v = sg_xrealloc(vars->v, vars->cap * sizeof *vars->v);
-        }
-        v = &vars->v[vars->n++];
-        v->name_off = store(vars, name, name_len);
-        v->name_len = name_len;
+        sg_scgi_add(vars, name, name_len, value, value_len);
+        return;
     }
+    value_len = cut(value, value_len);
     v->value_off = store(vars, value, value_len);
     v->value_len = value_len;
     v->removed = false;

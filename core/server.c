@@ -412,10 +412,10 @@ static bool file_changed(sg_server *s)
     return changed;
 }
 
-int sg_server_pipe_take(sg_server *s, sg_pipe *p, size_t want)
+int sg_server_pipe_take(sg_server *s, sg_pipe *p)
 {
     if (s->npipes == 0)
-        return sg_pipe_open(p, want);
+        return sg_pipe_open(p);
     *p = s->pipes[--s->npipes];
     return SG_OK;
 }

@@ -40,8 +40,8 @@ const char *sg_server_date(sg_server *s);
 void sg_server_conn_closed(sg_server *s, sg_conn *c);
 /** Queues `c` to be freed after the current callbacks return. */
 void sg_server_defer_free(sg_server *s, sg_conn *c);
-/** A splice pipe from the pool of empty ones, else a new one of about `want` bytes. */
-int sg_server_pipe_take(sg_server *s, sg_pipe *p, size_t want);
+/** A splice pipe from the pool of empty ones, else a new one (sg_pipe_open). */
+int sg_server_pipe_take(sg_server *s, sg_pipe *p);
 /** Back to the pool if empty and there is room, else closed; `p` is closed either way. */
 void sg_server_pipe_give(sg_server *s, sg_pipe *p);
 

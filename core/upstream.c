@@ -686,6 +686,15 @@ void sg_upstream_reap(sg_conn *c)
         sg_upstream_close(c);
 }
 
+/* Writes the "<hex size>\r\n" that opens a chunk; returns its length (at most 18). */
+static size_t chunk_line(char *out, size_t n)
+{
+    size_t hl = sg_fmt_u64(out, n, 16);
+    out[hl++] = '\r';
+    out[hl++] = '\n';
+    return hl;
+}
+
 /* Appends up to `len` body bytes to out with the chosen framing. */
 static void relay_bytes(sg_conn *c, const char *data, size_t len)
 {
@@ -695,10 +704,7 @@ static void relay_bytes(sg_conn *c, const char *data, size_t len)
         return;
     if (c->resp_chunked) {
         char hex[24];
-        size_t hl = sg_fmt_u64(hex, len, 16);
-        hex[hl++] = '\r';
-        hex[hl++] = '\n';
-        sg_buf_append(&c->out, hex, hl);
+        sg_buf_append(&c->out, hex, chunk_line(hex, len));
     }
     sg_buf_append(&c->out, data, len);
     if (c->resp_chunked)
@@ -764,13 +770,10 @@ static void read_head(sg_conn *c)
         finish_response(c, false, false);
         return;
     }
-    if (!c->resp_chunked && c->resp_remaining >= SG_SPLICE_MIN) {
-        /* a large sized body: through a pipe, never copied into our memory. A pipe the
-         * kernel keeps small (per-user quota) would cost more splices than it saves. */
-        if (sg_server_pipe_take(c->server, &c->pipe, SG_PIPE_SIZE) == SG_OK &&
-            c->pipe.cap < SG_PIPE_MIN)
-            sg_pipe_close(&c->pipe);
-    }
+    /* a large sized body goes through a pipe, never copied into our memory; without one
+     * (no descriptors, or a pipe quota) it is copied as any other */
+    if (!c->resp_chunked && c->resp_remaining >= SG_SPLICE_MIN)
+        sg_server_pipe_take(c->server, &c->pipe);
     read_body(c); /* the end is often already there: one write to the client, not two */
 }
 
@@ -836,9 +839,7 @@ static void read_body(sg_conn *c)
                 n = SG_ERR;
             if (n > 0) {
                 char hdr[24];
-                size_t hl = sg_fmt_u64(hdr, (unsigned long long)n, 16);
-                hdr[hl++] = '\r';
-                hdr[hl++] = '\n';
+                size_t hl = chunk_line(hdr, (size_t)n);
                 memmove(t + hl, t + 12, (size_t)n);
                 memcpy(t, hdr, (size_t)hl);
                 memcpy(t + hl + n, "\r\n", 2);
