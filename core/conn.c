@@ -8,6 +8,7 @@
 #include "conn_impl.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -147,10 +148,18 @@ static bool keep_alive(const sg_conn *c)
     return c->req.keepalive && !c->close_after && !sg_server_stopping(c->server);
 }
 
+/*
+ * Starts a response head: the status line. A 1xx is an interim head (closed by
+ * sg_conn_end_interim, the request goes on); any other status starts the final response and
+ * decides, by the one rule in sg_http_response_has_body, whether body bytes may follow.
+ */
 void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len)
 {
-    c->status = status;
-    c->response_started = true;
+    if (status >= 200) {
+        c->status = status;
+        c->response_started = true;
+        c->resp_no_body = !sg_http_response_has_body(status, c->req.head_only);
+    }
     if (!reason) {
         reason = sg_http_reason(status);
         reason_len = strlen(reason);
@@ -178,24 +187,36 @@ void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *v
     sg_buf_append(&c->out, "\r\n", 2);
 }
 
+void sg_conn_end_interim(sg_conn *c)
+{
+    sg_buf_append(&c->out, "\r\n", 2);
+}
+
 /*
- * Ends the head. content_length >= 0 frames the body by length; -1 means "until the
- * backend closes": chunked for HTTP/1.1, close-delimited for HTTP/1.0.
+ * Ends the final head and writes its framing; callers never write Content-Length or
+ * Transfer-Encoding themselves. content_length >= 0 frames the body by length; -1 means
+ * "until the backend closes": chunked for HTTP/1.1, close-delimited for HTTP/1.0. A 1xx,
+ * 204 or 304 gets no framing header at all and no body; a HEAD response keeps its length.
  */
 void sg_conn_end_head(sg_conn *c, int64_t content_length)
 {
     c->resp_chunked = c->resp_until_close = false;
-    c->resp_remaining = content_length;
-    if (c->resp_no_body) {
-        c->resp_remaining = 0;
-    } else if (content_length < 0) {
-        if (c->req.http_minor >= 1) {
-            c->resp_chunked = true;
-            sg_buf_append_str(&c->out, "Transfer-Encoding: chunked\r\n");
-        } else {
-            c->resp_until_close = true;
-            c->close_after = true;
-        }
+    c->resp_remaining = c->resp_no_body ? 0 : content_length;
+    if (!sg_http_status_has_body(c->status)) {
+        /* no framing: the head's blank line ends the message */
+    } else if (content_length >= 0) {
+        char n[24];
+        sg_buf_append(&c->out, "Content-Length: ", 16);
+        sg_buf_append(&c->out, n, sg_fmt_u64(n, (unsigned long long)content_length, 10));
+        sg_buf_append(&c->out, "\r\n", 2);
+    } else if (c->resp_no_body) {
+        /* HEAD of a length-less body: nothing to announce */
+    } else if (c->req.http_minor >= 1) {
+        c->resp_chunked = true;
+        sg_buf_append_str(&c->out, "Transfer-Encoding: chunked\r\n");
+    } else {
+        c->resp_until_close = true;
+        c->close_after = true;
     }
     if (!c->req.has_body || c->body_complete) {
         /* nothing left to read */
@@ -216,23 +237,29 @@ void sg_conn_end_head(sg_conn *c, int64_t content_length)
     sg_buf_append(&c->out, "\r\n\r\n", 4);
 }
 
-/* A response made by the gateway itself. */
+/*
+ * A response made by the gateway itself; `status` is final (callers refuse a 1xx). `out`
+ * may already hold complete interim heads (100 Continue, a backend's 103): they stay, as
+ * the client may have read part of them.
+ */
 static void reply(sg_conn *c, int status, const char *ctype, const char *body, size_t blen,
                   const char *location)
 {
+    assert(status >= 200 && "a gateway reply is a final response");
     c->state = SG_CONN_LOCAL;
-    c->resp_no_body = c->req.head_only;
-    sg_buf_reset(&c->out);
     sg_conn_begin_response(c, status, NULL, 0);
     sg_buf_append_str(&c->out, "Server: " SG_SOFTWARE "\r\n");
     if (location)
         sg_conn_add_header(c, "Location", 8, location, strlen(location));
-    sg_conn_add_header(c, "Content-Type", 12, ctype, strlen(ctype));
-    sg_buf_appendf(&c->out, "Content-Length: %zu\r\n", blen);
+    if (!sg_http_status_has_body(status))
+        blen = 0; /* a 204/304 from an access hook: its body has no place on the wire */
+    else
+        sg_conn_add_header(c, "Content-Type", 12, ctype, strlen(ctype));
     sg_conn_end_head(c, (int64_t)blen);
-    if (!c->req.head_only)
+    if (!c->resp_no_body) {
         sg_buf_append(&c->out, body, blen);
-    c->bytes_out += blen;
+        c->bytes_out += blen;
+    }
     c->response_done = true;
 }
 
@@ -569,6 +596,11 @@ void sg_conn_route(sg_conn *c)
         sg_conn_log_route(c, SG_LOG_ERROR, "access hook failed: %.*s", (int)err.len,
                           sg_buf_head(&err));
         sg_conn_error(c, 500, "hook error");
+    } else if (status && status < 200) {
+        /* an interim status answers nothing: the client would wait for the final one */
+        sg_conn_log_route(c, SG_LOG_ERROR, "access hook returned the interim status %d, 500",
+                          status);
+        sg_conn_error(c, 500, "access hook");
     } else if (status) {
         sg_conn_log_route(c, SG_LOG_INFO, "access hook answered %d", status);
         if (body.len)

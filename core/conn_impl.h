@@ -55,6 +55,7 @@ typedef struct sg_upstream {
     uint64_t body_sent;
     bool write_closed;        /* backend stopped reading the request */
     bool got_bytes;           /* any response byte arrived */
+    unsigned interim;         /* 1xx heads the backend sent before its final one */
     /* balancer://: the member serving this attempt, and the ones already tried */
     const sg_balancer *bal;   /* borrowed from the request's config, or NULL */
     int member;               /* index into bal->lb.members, -1 if none */
@@ -131,6 +132,8 @@ void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t r
 void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
                         size_t vlen);
 void sg_conn_end_head(sg_conn *c, int64_t content_length);
+/** Ends an interim (1xx) head begun with sg_conn_begin_response. */
+void sg_conn_end_interim(sg_conn *c);
 void sg_conn_log_route(sg_conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

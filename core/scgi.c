@@ -262,10 +262,49 @@ static int parse_status(const char *s, size_t len, sg_cgi_head *h)
         r++;
     h->reason = r < len ? s + r : NULL;
     h->reason_len = len - r;
-    for (size_t i = 0; i < h->reason_len; i++)
-        if ((unsigned char)h->reason[i] < 0x20 && h->reason[i] != '\t')
-            return SG_ERR;
     return SG_OK;
+}
+
+/* RFC 9110 §5.5: field values (and reason phrases) are VCHAR, obs-text, SP and HTAB */
+static bool has_ctl(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* Is `name` one of the tokens of the Connection values in conn[0, n)? */
+static bool listed(const sg_iov *conn, size_t n, const char *name, size_t nlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *p = conn[i].base, *end = conn[i].base + conn[i].len, *tok;
+        size_t tlen;
+        while (sg_list_next(&p, end, &tok, &tlen))
+            if (tlen == nlen && strncasecmp(tok, name, nlen) == 0)
+                return true;
+    }
+    return false;
+}
+
+/* Drops the headers a Connection header named (RFC 9110 §7.6.1): they were meant for the
+ * hop between the backend and us, wherever in the head they stood. */
+static void drop_listed(sg_cgi_head *h, const sg_iov *conn, size_t n)
+{
+    size_t kept = 0;
+    h->location = NULL;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const sg_cgi_header *hd = &h->headers[i];
+        if (listed(conn, n, hd->name, hd->name_len))
+            continue;
+        h->headers[kept] = *hd;
+        if (sg_strieq(hd->name, hd->name_len, "Location"))
+            h->location = &h->headers[kept];
+        kept++;
+    }
+    h->nheaders = kept;
 }
 
 static int parse_length(const char *s, size_t len, int64_t *out)
@@ -286,6 +325,8 @@ int sg_cgi_parse(const char *buf, size_t head_len, sg_cgi_head *h, const char **
 {
     const char *p = buf, *end = buf + head_len;
     bool have_status = false;
+    sg_iov conn[8]; /* Connection values: their names are dropped once all headers are in */
+    size_t nconn = 0;
     h->status = 0;
     h->reason = NULL;
     h->reason_len = 0;
@@ -306,7 +347,7 @@ int sg_cgi_parse(const char *buf, size_t head_len, sg_cgi_head *h, const char **
         if (le == p)
             break; /* the blank line */
         size_t llen = (size_t)(le - p);
-        if (memchr(p, '\0', llen) || memchr(p, '\r', llen)) {
+        if (has_ctl(p, llen)) {
             *err = "control character in header";
             return SG_ERR;
         }
@@ -347,6 +388,14 @@ int sg_cgi_parse(const char *buf, size_t head_len, sg_cgi_head *h, const char **
             have_status = true;
             continue;
         }
+        if (sg_strieq(name, nlen, "Connection")) {
+            if (nconn == SG_ARRAY_LEN(conn)) {
+                *err = "too many Connection headers";
+                return SG_ERR;
+            }
+            conn[nconn++] = (sg_iov){ v, vlen };
+            continue;
+        }
         if (hop_by_hop(name, nlen))
             continue;
         if (sg_strieq(name, nlen, "Content-Length")) {
@@ -372,6 +421,8 @@ int sg_cgi_parse(const char *buf, size_t head_len, sg_cgi_head *h, const char **
         if (sg_strieq(name, nlen, "Location"))
             h->location = hd;
     }
+    if (nconn)
+        drop_listed(h, conn, nconn);
     if (!have_status) {
         /* RFC 3875 §6.2.3: a client redirect (absolute URI) without Status means 302 */
         bool local = h->location && h->location->value_len > 0 && h->location->value[0] == '/' &&
@@ -381,10 +432,22 @@ int sg_cgi_parse(const char *buf, size_t head_len, sg_cgi_head *h, const char **
     return SG_OK;
 }
 
+bool sg_http_status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
+
+bool sg_http_response_has_body(int status, bool head_request)
+{
+    return !head_request && sg_http_status_has_body(status);
+}
+
 const char *sg_http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";

@@ -92,10 +92,26 @@ long sg_cgi_head_end(const char *buf, size_t len, size_t *scan, size_t max);
 
 /**
  * Parses a complete head of `head_len` bytes (from sg_cgi_head_end). Hop-by-hop headers
- * and Status are not copied to headers[]. Returns SG_OK, or SG_ERR with *err a static
- * description ("invalid Status", "malformed header line", ...).
+ * (the fixed list, Connection, and every name a Connection header lists) and Status are not
+ * copied to headers[]. A control byte other than tab (0x00-0x1f, 0x7f) anywhere in a line,
+ * reason phrase included, is an error: such bytes must never reach a client. A 1xx status
+ * parses like any other; what it means is the caller's decision. Returns SG_OK, or SG_ERR
+ * with *err a static description ("invalid Status", "control character in header", ...).
  */
 int sg_cgi_parse(const char *buf, size_t head_len, sg_cgi_head *h, const char **err);
+
+/**
+ * The one "no body" rule (RFC 9110 §6.4.1, RFC 9112 §6.3): false for 1xx, 204 and 304,
+ * whose responses carry neither body bytes nor Content-Length / Transfer-Encoding.
+ */
+bool sg_http_status_has_body(int status);
+
+/**
+ * Whether body bytes follow the head of a response with `status` to a request that was
+ * (`head_request`) or was not a HEAD. A HEAD response has no body but keeps the framing
+ * headers a GET would get, so callers still ask sg_http_status_has_body for those.
+ */
+bool sg_http_response_has_body(int status, bool head_request);
 
 /** The standard reason phrase for `status`, or "Unknown". */
 const char *sg_http_reason(int status);

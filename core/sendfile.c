@@ -18,6 +18,7 @@
 
 #include <http_parser.h>
 
+#include "scgi.h"
 #include "util.h"
 
 char *sg_sendfile_root_resolve(const char *root)
@@ -211,6 +212,10 @@ void sg_sendfile_plan_make(const sg_request *req, int backend_status, const stru
              (unsigned long long)st->st_mtime, (unsigned long long)st->st_size,
              (unsigned long long)st->st_ino);
     http_date(st->st_mtime, plan->last_modified, sizeof plan->last_modified);
+    if (!sg_http_status_has_body(backend_status)) {
+        plan->len = 0; /* a backend 204 or 304 names a file, but no file goes out */
+        return;
+    }
     if (backend_status != 200 || (req->method_id != HTTP_GET && !req->head_only))
         return;
     if (!etag) {

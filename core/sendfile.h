@@ -33,7 +33,8 @@ typedef struct sg_sendfile_plan {
 /**
  * Decides the answer for `req` given the file and the backend's status and validators
  * (etag/last_modified may be NULL when the backend sent none). Conditionals and Range only
- * apply to a backend 200 for GET/HEAD; a multi-range request gets the whole file.
+ * apply to a backend 200 for GET/HEAD; a multi-range request gets the whole file. A backend
+ * status without a body (sg_http_status_has_body: 204, 304) keeps its status with len 0.
  */
 void sg_sendfile_plan_make(const sg_request *req, int backend_status, const struct stat *st,
                            const char *etag, size_t etag_len, const char *last_modified,

@@ -23,6 +23,11 @@
 #include "sendfile.h"
 #include "util.h"
 
+/* 1xx heads a backend may send before its final head: a 100 and a few 103s is plenty */
+#define SG_UP_MAX_INTERIM 8
+#define SG_XSTR(x) #x
+#define SG_STR(x) SG_XSTR(x)
+
 static struct ev_loop *loop_of(sg_conn *c)
 {
     return sg_server_loop(c->server);
@@ -284,6 +289,7 @@ void sg_upstream_start(sg_conn *c)
     u->be = NULL;
     memset(u->tried, 0, sizeof u->tried);
     u->head_scan = 0;
+    u->interim = 0;
     u->body_sent = 0;
     u->write_closed = u->got_bytes = false;
     u->body_len = body_length(c);
@@ -519,7 +525,6 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
     sg_sendfile_plan_make(&c->req, h->status, &st, etag ? etag->value : NULL,
                           etag ? etag->value_len : 0, lm ? lm->value : NULL,
                           lm ? lm->value_len : 0, &plan);
-    c->resp_no_body = c->req.head_only || plan.status == 304;
     if (plan.status == h->status)
         sg_conn_begin_response(c, plan.status, h->reason, h->reason_len);
     else
@@ -542,10 +547,8 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
                        (long long)(plan.start + plan.len - 1), (long long)st.st_size);
     else if (plan.status == 416)
         sg_buf_appendf(&c->out, "Content-Range: bytes */%lld\r\n", (long long)st.st_size);
-    if (plan.status != 304)
-        sg_buf_appendf(&c->out, "Content-Length: %lld\r\n", (long long)plan.len);
     sg_upstream_close(c); /* the backend's own body is not wanted */
-    sg_conn_end_head(c, plan.len);
+    sg_conn_end_head(c, plan.len); /* no Content-Length, and no file, for a 204 or 304 */
     if (c->resp_no_body || plan.len == 0) {
         close(fd);
         c->response_done = true;
@@ -608,6 +611,54 @@ static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_head
     return SG_ERR;
 }
 
+/* A head the backend got wrong: one log line naming it, a failure on its count, a 502. */
+static void bad_head(sg_conn *c, const char *why)
+{
+    sg_conn_log_route(c, SG_LOG_ERROR, "bad response head from backend %s (%s), 502",
+                      c->up.be->text, why);
+    if (cur_member(c))
+        sg_lb_fail(cur_member(c), wall_now(c), why);
+    else if (cur_state(c))
+        cur_state(c)->failures++;
+    sg_conn_error(c, 502, "bad response");
+}
+
+/*
+ * A 1xx head (RFC 9110 §15.2) is interim: the final head follows. 103 Early Hints goes on
+ * to HTTP/1.1 clients (HTTP/1.0 has no 1xx); 100 is dropped, as Expect is answered here and
+ * never reaches the backend; other 1xx codes mean nothing to a client of an SCGI gateway
+ * and are dropped too (nginx drops them all). The count is capped so that a backend cannot
+ * keep a request, and our output buffer, growing with them.
+ */
+static int interim_head(sg_conn *c, const sg_cgi_head *h)
+{
+    sg_upstream *u = &c->up;
+    if (++u->interim > SG_UP_MAX_INTERIM) {
+        bad_head(c, "more than " SG_STR(SG_UP_MAX_INTERIM) " interim (1xx) heads");
+        return SG_ERR;
+    }
+    if (h->status == 103 && c->req.http_minor >= 1) {
+        const char *sf = c->route->sendfile; /* a path on our disk: not for the client */
+        sg_conn_begin_response(c, h->status, h->reason, h->reason_len);
+        for (size_t i = 0; i < h->nheaders; i++) {
+            const sg_cgi_header *hd = &h->headers[i];
+            if (sg_strieq(hd->name, hd->name_len, "Content-Length") ||
+                (sf && sg_strieq(hd->name, hd->name_len, sf)))
+                continue;
+            sg_conn_add_header(c, hd->name, hd->name_len, hd->value, hd->value_len);
+        }
+        sg_conn_end_interim(c);
+    }
+    sg_buf_consume(&u->head, h->head_len);
+    u->head_scan = 0;
+    return SG_AGAIN;
+}
+
+/*
+ * Acts on the complete head in u->head[0, head_scan). Returns SG_OK when the body relay
+ * starts, SG_AGAIN after an interim head (the next head follows in u->head), or SG_ERR when
+ * the exchange was answered otherwise (error, X-Sendfile, internal redirect).
+ */
 static int emit_head(sg_conn *c)
 {
     sg_upstream *u = &c->up;
@@ -615,15 +666,16 @@ static int emit_head(sg_conn *c)
     const char *err = NULL;
     const char *buf = sg_buf_head(&u->head);
     if (sg_cgi_parse(buf, u->head_scan, &h, &err) != SG_OK) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "malformed response head from the backend (%s), 502",
-                          err);
-        if (cur_member(c))
-            sg_lb_fail(cur_member(c), wall_now(c), err);
-        else if (cur_state(c))
-            cur_state(c)->failures++;
-        sg_conn_error(c, 502, "bad response");
+        bad_head(c, err);
         return SG_ERR;
     }
+    if (h.status == 101) {
+        /* SCGI has no way to hand the connection over: an Upgrade cannot be relayed */
+        bad_head(c, "101 Switching Protocols over SCGI");
+        return SG_ERR;
+    }
+    if (h.status < 200)
+        return interim_head(c, &h);
     const sg_route *rt = c->route;
     if (rt->sendfile) {
         const sg_cgi_header *sf = find_header(&h, rt->sendfile);
@@ -635,41 +687,45 @@ static int emit_head(sg_conn *c)
         if (loc && loc->value_len && loc->value[0] == '/')
             return internal_redirect(c, &h, loc);
     }
-    int st = h.status;
-    c->resp_no_body = c->req.head_only || st < 200 || st == 204 || st == 304;
+    sg_conn_begin_response(c, h.status, h.reason, h.reason_len);
     if (c->resp_no_body && c->req.has_body && !c->body_complete)
         c->close_after = true;
-    sg_conn_begin_response(c, st, h.reason, h.reason_len);
     for (size_t i = 0; i < h.nheaders; i++) {
         const sg_cgi_header *hd = &h.headers[i];
-        if (sg_strieq(hd->name, hd->name_len, "Date"))
-            continue; /* ours is added with the framing headers */
+        /* ours are added with the framing headers, which sg_conn_end_head decides */
+        if (sg_strieq(hd->name, hd->name_len, "Date") ||
+            sg_strieq(hd->name, hd->name_len, "Content-Length"))
+            continue;
         sg_conn_add_header(c, hd->name, hd->name_len, hd->value, hd->value_len);
     }
-    sg_conn_end_head(c, (st == 204 || st == 304 || st < 200) ? 0 : h.content_length);
-    if (c->req.head_only || st == 204 || st == 304 || st < 200)
-        c->resp_remaining = 0;
+    sg_conn_end_head(c, h.content_length);
     u->phase = SG_UP_RELAY;
     return SG_OK;
 }
 
-/* eof: the backend closed; failed: it reset or errored, so the body may be cut short */
-static void finish_response(sg_conn *c, bool eof, bool failed)
+/*
+ * The backend's side of the response ended. `clean`: the end was seen (the announced length
+ * reached, or a FIN); otherwise it reset (errno `err`), or our own send to it failed, which
+ * only a reset causes, so a later EOF proves nothing. Only a response whose end was seen is
+ * terminated as complete; any other closes the client connection without the final chunk,
+ * as RFC 9112 §8 asks: a cut body must never look whole.
+ */
+static void finish_response(sg_conn *c, bool clean, int err)
 {
     sg_upstream *u = &c->up;
-    if (failed && (c->resp_chunked || c->resp_until_close)) {
-        /* no final chunk: the client must not take a cut body for a complete one */
-        sg_conn_log_route(c, SG_LOG_ERROR, "backend connection failed mid-response (%s), closing the client connection",
-                          strerror(errno));
+    if (c->resp_remaining > 0) {
+        sg_conn_log_route(c, SG_LOG_ERROR,
+                          "backend %s %s %lld bytes before its Content-Length, closing the client connection",
+                          u->be->text, clean ? "closed" : "reset the connection",
+                          (long long)c->resp_remaining);
+        c->close_after = true;
+    } else if (c->resp_remaining < 0 && !clean) {
+        sg_conn_log_route(c, SG_LOG_ERROR,
+                          "backend %s reset the connection mid-response (%s), closing the client connection without completing the response",
+                          u->be->text, err ? strerror(err) : "its reads had failed");
         c->close_after = true;
     } else if (c->resp_chunked) {
         sg_buf_append_str(&c->out, "0\r\n\r\n");
-    }
-    if (eof && c->resp_remaining > 0) {
-        sg_conn_log_route(c, SG_LOG_ERROR,
-                          "backend closed %lld bytes before its Content-Length, closing the client connection",
-                          (long long)c->resp_remaining);
-        c->close_after = true;
     }
     c->response_done = true;
     /* the socket itself is closed after the client write (sg_upstream_reap): the FIN
@@ -678,6 +734,16 @@ static void finish_response(sg_conn *c, bool eof, bool failed)
     ev_io_stop(loop_of(c), &u->rio);
     ev_io_stop(loop_of(c), &u->wio);
     u->phase = SG_UP_DONE;
+}
+
+/* The backend's read side ended with read() returning `n` (0 or SG_ERR, errno set). */
+static void backend_ended(sg_conn *c, ssize_t n)
+{
+    /* write_closed: a send to the backend failed, so its EOF follows a reset, not a FIN */
+    if (n == 0)
+        finish_response(c, !c->up.write_closed, 0);
+    else
+        finish_response(c, false, errno);
 }
 
 void sg_upstream_reap(sg_conn *c)
@@ -724,7 +790,7 @@ static bool relayed(sg_conn *c, size_t n)
         cur_state(c)->bytes_from += (uint64_t)n;
     if (c->resp_remaining != 0)
         return false;
-    finish_response(c, false, false);
+    finish_response(c, true, 0);
     return true;
 }
 
@@ -748,26 +814,32 @@ static void read_head(sg_conn *c)
     c->t_up = ev_now(loop_of(c));
     if (cur_state(c))
         cur_state(c)->bytes_from += (uint64_t)n;
-    long end = sg_cgi_head_end(sg_buf_head(&u->head), u->head.len, &u->head_scan, SG_UP_HEAD_MAX);
-    if (end == SG_AGAIN)
-        return;
-    if (end == SG_ERR) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "backend response head larger than %d bytes, 502",
-                          SG_UP_HEAD_MAX);
-        sg_conn_error(c, 502, "head too large");
-        return;
+    long end;
+    for (;;) { /* interim heads first, each consumed; then the final one */
+        end = sg_cgi_head_end(sg_buf_head(&u->head), u->head.len, &u->head_scan, SG_UP_HEAD_MAX);
+        if (end == SG_AGAIN)
+            return;
+        if (end == SG_ERR) {
+            sg_conn_log_route(c, SG_LOG_ERROR, "backend response head larger than %d bytes, 502",
+                              SG_UP_HEAD_MAX);
+            sg_conn_error(c, 502, "head too large");
+            return;
+        }
+        u->head_scan = (size_t)end;
+        int rc = emit_head(c);
+        if (rc == SG_OK)
+            break;
+        if (rc != SG_AGAIN)
+            return;
     }
-    u->head_scan = (size_t)end;
-    if (emit_head(c) != SG_OK)
-        return;
     if (c->resp_remaining == 0) {
-        finish_response(c, false, false);
+        finish_response(c, true, 0);
         return;
     }
     relay_bytes(c, sg_buf_head(&u->head) + end, u->head.len - (size_t)end);
     sg_buf_reset(&u->head);
     if (c->resp_remaining == 0) {
-        finish_response(c, false, false);
+        finish_response(c, true, 0);
         return;
     }
     /* a large sized body goes through a pipe, never copied into our memory; without one
@@ -795,7 +867,7 @@ static void splice_body(sg_conn *c)
             return;
         }
         if (n == 0 || n == SG_ERR) {
-            finish_response(c, true, n == SG_ERR);
+            backend_ended(c, n);
             return;
         }
         c->resp_remaining -= n;
@@ -850,11 +922,10 @@ static void read_body(sg_conn *c)
         if (n == SG_AGAIN)
             return;
         if (n == 0 || n == SG_ERR) {
-            /* a reset while our request was still going out is the backend discarding
-             * the body it did not want (an early answer), not a cut response */
-            bool cut = n == SG_ERR && !u->write_closed && u->req.len == 0 &&
-                       u->body_sent >= u->body_len;
-            finish_response(c, true, cut);
+            /* an early answer (the backend closes with our upload unread) also ends in a
+             * reset: it arrives whole when its Content-Length was reached, which
+             * relayed() saw already; a length-less one cannot be told from a cut one */
+            backend_ended(c, n);
             return;
         }
         if (relayed(c, (size_t)n))

@@ -80,6 +80,23 @@ static const struct head_case cases[] = {
     { "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     { "Content-Length: -1\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     { "Status: 200\r\nStatus: 201\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    /* interim heads parse like any other; upstream.c decides what a 1xx means */
+    { "Status: 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", SG_OK, 103, -1, 1, "Link", "</a.css>; rel=preload" },
+    { "HTTP/1.1 100 Continue\r\n\r\n", SG_OK, 100, -1, 0, NULL, NULL },
+    /* control bytes other than tab never reach a client */
+    { "X-Tab: a\tb\r\n\r\n", SG_OK, 200, -1, 1, "X-Tab", "a\tb" },
+    { "X-Obs: caf\xc3\xa9\r\n\r\n", SG_OK, 200, -1, 1, "X-Obs", "caf\xc3\xa9" },
+    { "X-Bad: a\x01" "b\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "X-Bad: a\x1b[31mred\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "X-Bad: a\x7f" "b\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "X-Bad: a\x0b" "b\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "Status: 200 O\x7fK\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "Status: 200 O\x1bK\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "HTTP/1.1 200 O\x7fK\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    /* names a Connection header lists are hop-by-hop, wherever they stand */
+    { "X-Hop: 1\r\nConnection: x-hop, close\r\nX-Keep: 2\r\n\r\n", SG_OK, 200, -1, 1, "X-Keep", "2" },
+    { "Connection: X-A\r\nX-Keep: 1\r\nX-A: 1\r\nConnection: X-B\r\nX-B: 2\r\n\r\n", SG_OK, 200, -1, 1, "X-Keep", "1" },
+    { "Connection: close\r\nX-Keep: 1\r\n\r\n", SG_OK, 200, -1, 1, "X-Keep", "1" },
 };
 
 static void test_head_cases(void)
@@ -116,6 +133,43 @@ static void test_head_cases(void)
     }
 }
 
+/* One rule for "no body" (RFC 9110 §6.4.1, RFC 9112 §6.3): 1xx, 204 and 304 carry neither a
+ * body nor framing headers; a HEAD response carries no body but keeps its Content-Length. */
+static void test_no_body_rule(void)
+{
+    static const int without[] = { 100, 101, 102, 103, 150, 199, 204, 304 };
+    static const int with[] = { 200, 201, 205, 206, 301, 302, 303, 307, 400, 404, 500, 502, 599 };
+    for (size_t i = 0; i < SG_ARRAY_LEN(without); i++) {
+        CHECK(!sg_http_status_has_body(without[i]), "%d has a body", without[i]);
+        CHECK(!sg_http_response_has_body(without[i], false), "%d GET has a body", without[i]);
+        CHECK(!sg_http_response_has_body(without[i], true), "%d HEAD has a body", without[i]);
+    }
+    for (size_t i = 0; i < SG_ARRAY_LEN(with); i++) {
+        CHECK(sg_http_status_has_body(with[i]), "%d has no body", with[i]);
+        CHECK(sg_http_response_has_body(with[i], false), "%d GET has no body", with[i]);
+        CHECK(!sg_http_response_has_body(with[i], true), "%d HEAD has a body", with[i]);
+    }
+}
+
+/* A Connection-listed Location is gone, and with it the CGI redirect rule it would trigger. */
+static void test_connection_listed(void)
+{
+    const char *in = "Location: http://elsewhere/\r\nConnection: Location\r\nX-A: 1\r\n\r\n";
+    sg_cgi_head h;
+    const char *err = NULL;
+    CHECK_INT(sg_cgi_parse(in, strlen(in), &h, &err), SG_OK);
+    CHECK(h.location == NULL, "listed Location kept");
+    CHECK_INT(h.status, 200);
+    CHECK_INT(h.nheaders, 1);
+    /* more Connection lines than the parser tracks: refused, never half-applied */
+    char many[1024];
+    size_t o = 0;
+    for (int i = 0; i < 20; i++)
+        o += (size_t)snprintf(many + o, sizeof many - o, "Connection: X-%d\r\n", i);
+    o += (size_t)snprintf(many + o, sizeof many - o, "\r\n");
+    CHECK_INT(sg_cgi_parse(many, o, &h, &err), SG_ERR);
+}
+
 static void test_head_limits(void)
 {
     char big[20000];
@@ -128,6 +182,7 @@ static void test_head_limits(void)
     scan = 0;
     CHECK_INT(sg_cgi_head_end(r, strlen(r), &scan, 16384), 6);
     CHECK_STR(sg_http_reason(502), "Bad Gateway");
+    CHECK_STR(sg_http_reason(103), "Early Hints");
 }
 
 int main(void)
@@ -136,5 +191,7 @@ int main(void)
     RUN(test_vars_rules);
     test_head_cases();
     RUN(test_head_limits);
+    RUN(test_no_body_rule);
+    RUN(test_connection_listed);
     return test_report("test_scgi");
 }

@@ -90,7 +90,8 @@ function(req, sock)
   elseif q == "never-reads" then
     sleep(20)
   elseif q == "early-close" then
-    send_all(sock, "Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nno uploads here")
+    -- the length makes the answer provably whole: the close with the upload unread is a reset
+    send_all(sock, "Status: 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\r\nno uploads here")
   elseif q == "early-hold" then
     send_all(sock, "Status: 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\ndenied")
     sleep(20)

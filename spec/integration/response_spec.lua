@@ -48,7 +48,9 @@ describe("relaying the backend response #integration", function()
       end ]] }
     backends.early = helpers.scgi_backend { handler = [[
       function(req, sock)
-        send_all(sock, "Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\ncsrf rejected")
+        -- the length makes the answer provably whole: the close with the upload unread is a
+        -- reset (a length-less one would end the client connection without its final chunk)
+        send_all(sock, "Status: 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\ncsrf rejected")
       end ]] }
     backends.early_drain = helpers.scgi_backend { handler = [[
       function(req, sock)
