@@ -763,6 +763,13 @@ static void config_free(sg_config *cfg)
 sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned generation,
                           sg_lb_registry *reg, sg_buf *report)
 {
+    return sg_config_load_source(file, NULL, 0, lua_dir, generation, reg, report);
+}
+
+sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
+                                 const char *lua_dir, unsigned generation, sg_lb_registry *reg,
+                                 sg_buf *report)
+{
     lua_State *L = luaL_newstate();
     if (!L) {
         sg_buf_appendf(report, "scgi-lua: cannot create a Lua state for %s\n", file);
@@ -809,7 +816,11 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     }
     lua_getfield(L, -1, "load_file");
     lua_pushstring(L, file);
-    if (pcall_traceback(L, 1, 2, &err) != SG_OK) {
+    if (src)
+        lua_pushlstring(L, src, len);
+    else
+        lua_pushnil(L);
+    if (pcall_traceback(L, 2, 2, &err) != SG_OK) {
         sg_buf_appendf(report, "scgi-lua: invalid configuration in %s\n  %.*s\n", file,
                        (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);

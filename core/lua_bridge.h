@@ -23,6 +23,14 @@
  */
 sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned generation,
                           sg_lb_registry *reg, sg_buf *report);
+/**
+ * sg_config_load, but runs `src` (`len` bytes: the file's contents as read earlier) instead
+ * of what `file` holds now; `file` still names it in messages and locates its `require`s.
+ * Modules it requires and files it reads are read now: only the main file is pinned.
+ */
+sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
+                                 const char *lua_dir, unsigned generation, sg_lb_registry *reg,
+                                 sg_buf *report);
 sg_config *sg_config_ref(sg_config *cfg);
 void sg_config_unref(sg_config *cfg);
 /** Appends the `-t` summary (one line per route) to `out`. */

@@ -32,8 +32,8 @@ static void usage(FILE *f)
                "  -t  load and validate the configuration, print a summary, exit\n"
                "  -V  print the version\n"
                "  -h  this help\n"
-               "signals: HUP reloads the configuration, TERM/INT stop gracefully,\n"
-               "         USR1 reopens the access log\n");
+               "signals: HUP reloads the configuration, TERM/INT/QUIT stop gracefully\n"
+               "         (a second one: at once), USR1 reopens the access log\n");
 }
 
 /* Lua modules: $SCGI_LUA_PATH, else lua/ next to the binary (a source checkout), else the
@@ -132,8 +132,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* sendfile(2) to a closed socket would raise it */
     if (cfg->workers != 1) {
         long n = cfg->workers > 0 ? cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
-        sg_lb_registry_free(&reg); /* each worker keeps its own member state */
-        return sg_master_run(cfg, lua_dir, n > 0 ? (int)n : 1);
+        return sg_master_run(cfg, lua_dir, n > 0 ? (int)n : 1, &reg);
     }
 
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);

@@ -14,6 +14,7 @@
 #endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -50,15 +51,18 @@ struct sg_server {
     bool accept_paused, stopping;
     int exit_status;
     unsigned generation;
-    ev_signal sigterm, sigint, sighup, sigusr1;
+    /* never stopped before sg_server_free: a stopped ev_signal restores the default action,
+     * which for HUP and USR1 is to die */
+    ev_signal sigterm, sigint, sigquit, sighup, sigusr1;
     ev_check sweep;
     ev_timer resume_accept, shutdown_timer;
-    ev_timer watch;           /* polls the config file once a second */
+    ev_timer watch;           /* polls the config file once a second; not in workers */
+    ev_timer housekeep;       /* idle trimming, once a second in every serving process */
     struct stat file_st;      /* what the file looked like at the last (attempted) load */
     sg_lb_registry registry;  /* member state by URL, shared by config generations */
     sg_health *health;        /* probes of the current generation, or NULL */
     sg_stats stats;
-    uint64_t requests_last_tick, trimmed_at; /* idle heap trim (on_file_change) */
+    uint64_t requests_last_tick, trimmed_at; /* idle heap trim (on_housekeep) */
     /* empty splice pipes kept between large responses: pipe2 + F_SETPIPE_SZ + two closes
      * per response would cost more than the copies they save on a 64 KiB body */
     sg_pipe pipes[32];
@@ -328,13 +332,15 @@ static void apply_logging(sg_config *cfg)
         sg_log_error(errno, "cannot open the access log %s", cfg->access_log);
 }
 
-static void reload(sg_server *s, const char *why)
+/* `src`: the file's bytes as a master validated them (NULL: read the file now) */
+static void reload(sg_server *s, const char *why, const char *src, size_t src_len,
+                   unsigned generation)
 {
     sg_buf report;
     sg_buf_init(&report);
     ev_tstamp t0 = ev_time();
-    sg_config *cfg = sg_config_load(s->cfg->file, s->lua_dir, s->generation + 1, &s->registry,
-                                    &report);
+    sg_config *cfg = sg_config_load_source(s->cfg->file, src, src_len, s->lua_dir, generation,
+                                           &s->registry, &report);
     if (!cfg) {
         /* the old generation keeps serving; print every problem, one log line each */
         char *p = sg_buf_head(&report), *end = p + report.len;
@@ -358,7 +364,7 @@ static void reload(sg_server *s, const char *why)
         s->stats.reloads_failed++;
         return;
     }
-    s->generation++;
+    s->generation = generation;
     s->stats.reloads_ok++;
     sg_log_info(0, "reloaded %s (%s): generation %u -> %u, %zu routes, %zu balancers, %.1f ms",
                 cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes,
@@ -373,25 +379,52 @@ static void reload(sg_server *s, const char *why)
 
 static bool file_changed(sg_server *s);
 
+void sg_server_reload_source(sg_server *s, const char *src, size_t len, unsigned generation,
+                             const char *why)
+{
+    if (s->stopping) {
+        sg_log_info(0, "reload (%s) ignored: stopping", why);
+        return;
+    }
+    reload(s, why, src, len, generation);
+}
+
 static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
 {
     sg_server *s = SG_CONTAINER_OF(w, sg_server, sighup);
     SG_UNUSED(loop);
     SG_UNUSED(revents);
+    if (s->stopping) {
+        /* the stop wins: a config loaded now would serve nothing new */
+        sg_log_info(0, "SIGHUP ignored: stopping");
+        return;
+    }
+    if (s->worker) {
+        /* a HUP to the whole process group reaches the master too, which validates the file
+         * once and hands every worker the same bytes */
+        sg_log_info(0, "SIGHUP ignored: the master reloads the workers");
+        return;
+    }
     file_changed(s);
-    reload(s, "SIGHUP");
+    reload(s, "SIGHUP", NULL, 0, s->generation + 1);
 }
 
-/* logrotate: reopen the access log file under the same name */
+void sg_server_reopen_log(sg_server *s, const char *why)
+{
+    if (sg_access_log_open(s->cfg->access_log) != 0)
+        sg_log_error(errno, "%s: cannot reopen the access log %s", why, s->cfg->access_log);
+    else
+        sg_log_info(0, "%s: access log reopened", why);
+}
+
+/* logrotate: reopen the access log file under the same name (during a stop too: the
+ * connections still draining write their lines to it) */
 static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
 {
     sg_server *s = SG_CONTAINER_OF(w, sg_server, sigusr1);
     SG_UNUSED(loop);
     SG_UNUSED(revents);
-    if (sg_access_log_open(s->cfg->access_log) != 0)
-        sg_log_error(errno, "SIGUSR1: cannot reopen the access log %s", s->cfg->access_log);
-    else
-        sg_log_info(0, "SIGUSR1: access log reopened");
+    sg_server_reopen_log(s, "SIGUSR1");
 }
 
 /*
@@ -442,18 +475,26 @@ static void on_file_change(struct ev_loop *loop, ev_timer *w, int revents)
     SG_UNUSED(loop);
     SG_UNUSED(revents);
     if (file_changed(s))
-        reload(s, "file changed");
-#ifdef __GLIBC__
-    /* a quiet second after traffic: give the heap kept for request buffers back */
+        reload(s, "file changed", NULL, 0, s->generation + 1);
+}
+
+/* A quiet second after traffic: close the pooled splice pipes and give the heap kept for
+ * request buffers back. A timer of its own, since workers do not watch the file. */
+static void on_housekeep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    sg_server *s = SG_CONTAINER_OF(w, sg_server, housekeep);
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
     if (s->stats.requests_total != s->trimmed_at) {
         if (s->stats.requests_total == s->requests_last_tick) {
             drain_pipes(s);
+#ifdef __GLIBC__
             malloc_trim(0);
+#endif
             s->trimmed_at = s->stats.requests_total;
         }
         s->requests_last_tick = s->stats.requests_total;
     }
-#endif
 }
 
 static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -465,24 +506,25 @@ static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
-static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+void sg_server_stop(sg_server *s, bool now, const char *why)
 {
-    sg_server *s = w->signum == SIGTERM ? SG_CONTAINER_OF(w, sg_server, sigterm)
-                                        : SG_CONTAINER_OF(w, sg_server, sigint);
-    SG_UNUSED(revents);
-    if (s->stopping) {
-        sg_log_warn(0, "second stop signal, exiting now with %zu connections open", s->nconns);
+    struct ev_loop *loop = s->loop;
+    if (now) {
+        sg_log_warn(0, "%s, exiting now with %zu connections open", why, s->nconns);
         s->exit_status = 1;
         ev_break(loop, EVBREAK_ALL);
         return;
     }
+    if (s->stopping)
+        return;
     sg_log_info(0, "stopping: no new connections, finishing %zu open ones (up to %.0f s)",
                 s->nconns, s->cfg->timeouts.shutdown);
     s->stopping = true;
+    /* closed, not just unwatched: a connect() is refused at once instead of waiting in a
+     * backlog nobody accepts from (in workers the master closes its copies too) */
     close_listeners(s);
     ev_timer_stop(loop, &s->resume_accept);
     ev_timer_stop(loop, &s->watch);
-    ev_signal_stop(loop, &s->sighup);
     sg_health_free(s->health);
     s->health = NULL;
     for (sg_conn *c = s->conns, *next; c; c = next) {
@@ -492,6 +534,19 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_set(&s->shutdown_timer, s->cfg->timeouts.shutdown, 0.);
     ev_timer_start(loop, &s->shutdown_timer);
     maybe_finish_stop(s);
+}
+
+/* TERM, INT, QUIT: a graceful stop; another one during it: exit now */
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    sg_server *s = w->data;
+    SG_UNUSED(loop);
+    SG_UNUSED(revents);
+    const char *name = w->signum == SIGTERM ? "SIGTERM" : w->signum == SIGINT ? "SIGINT"
+                                                                               : "SIGQUIT";
+    char why[64];
+    snprintf(why, sizeof why, "second stop signal (%s)", name);
+    sg_server_stop(s, s->stopping, why);
 }
 
 sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir,
@@ -510,18 +565,23 @@ sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_d
     ev_check_start(loop, &s->sweep);
     ev_init(&s->resume_accept, on_resume_accept);
     ev_init(&s->shutdown_timer, on_shutdown_timeout);
-    ev_signal_init(&s->sigterm, on_stop_signal, SIGTERM);
-    ev_signal_init(&s->sigint, on_stop_signal, SIGINT);
+    ev_signal *stops[] = { &s->sigterm, &s->sigint, &s->sigquit };
+    int stop_signums[] = { SIGTERM, SIGINT, SIGQUIT };
+    for (size_t i = 0; i < SG_ARRAY_LEN(stops); i++) {
+        ev_signal_init(stops[i], on_stop_signal, stop_signums[i]);
+        stops[i]->data = s;
+        ev_signal_start(loop, stops[i]);
+    }
     ev_signal_init(&s->sighup, on_sighup, SIGHUP);
-    ev_signal_start(loop, &s->sigterm);
-    ev_signal_start(loop, &s->sigint);
     ev_signal_start(loop, &s->sighup);
     ev_signal_init(&s->sigusr1, on_sigusr1, SIGUSR1);
     ev_signal_start(loop, &s->sigusr1);
-    /* once a second keeps a change inside the 2 s the SPEC promises */
+    /* once a second keeps a change inside the 2 s the README promises */
     stat(cfg->file, &s->file_st);
     ev_timer_init(&s->watch, on_file_change, 1.0, 1.0);
     ev_timer_start(loop, &s->watch);
+    ev_timer_init(&s->housekeep, on_housekeep, 1.0, 1.0);
+    ev_timer_start(loop, &s->housekeep);
     s->health = sg_health_new(loop, cfg);
     return s;
 }
@@ -550,6 +610,19 @@ void sg_server_free(sg_server *s)
     s->health = NULL;
     ev_check_stop(s->loop, &s->sweep);
     ev_timer_stop(s->loop, &s->watch);
+    ev_timer_stop(s->loop, &s->housekeep);
+    ev_timer_stop(s->loop, &s->shutdown_timer);
+    ev_timer_stop(s->loop, &s->resume_accept);
+    /* the process exits next: block before stopping the watchers (which restores the default
+     * actions), so a late HUP cannot turn a clean exit into death by signal */
+    ev_signal *sigs[] = { &s->sigterm, &s->sigint, &s->sigquit, &s->sighup, &s->sigusr1 };
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < SG_ARRAY_LEN(sigs); i++)
+        sigaddset(&set, sigs[i]->signum);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    for (size_t i = 0; i < SG_ARRAY_LEN(sigs); i++)
+        ev_signal_stop(s->loop, sigs[i]);
     sg_config_unref(s->cfg);
     sg_lb_registry_free(&s->registry);
     sg_access_log_open(NULL); /* close the file */

@@ -5,7 +5,7 @@
 -- C core's job at load and reload. Pure Lua, no ffi: runs under a stock luajit.
 
 local type, pairs, ipairs, next, tostring, tonumber = type, pairs, ipairs, next, tostring, tonumber
-local loadfile, pcall, error = loadfile, pcall, error
+local loadfile, loadstring, pcall, error = loadfile, loadstring, pcall, error
 local fmt, find, match, sub, gsub = string.format, string.find, string.match, string.sub,
   string.gsub
 local concat, sort = table.concat, table.sort
@@ -722,11 +722,21 @@ end
 --- Loads, runs and validates a configuration file.
 --- Returns the normalised config, or nil and a list of error strings. Load and runtime errors
 --- carry the file name and line (as Lua reports them); validation errors do not.
-function _M.load_file(path)
+--- With `source` (the file's bytes, read earlier), those bytes are run instead of what the
+--- file holds now, under the file's name: a master hands its workers what it validated.
+function _M.load_file(path, source)
   if type(path) ~= "string" then
     error(fmt("bad argument #1 to 'load_file' (string expected, got %s)", type(path)), 2)
   end
-  local chunk, err = loadfile(path)
+  if source ~= nil and type(source) ~= "string" then
+    error(fmt("bad argument #2 to 'load_file' (string expected, got %s)", type(source)), 2)
+  end
+  local chunk, err
+  if source then
+    chunk, err = loadstring(source, "@" .. path)
+  else
+    chunk, err = loadfile(path)
+  end
   if not chunk then
     return nil, { tostring(err) }
   end

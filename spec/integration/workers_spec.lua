@@ -21,45 +21,8 @@ local function config(o)
   return reloading.config(t)
 end
 
--- state, ppid of a process (nil if gone)
-local function stat_of(pid)
-  local s = proc.read_file("/proc/" .. pid .. "/stat")
-  if not s then return nil end
-  local state, ppid = s:match "^.*%) (%S) (%d+)"
-  return state, tonumber(ppid)
-end
-
-local function running(pid)
-  local state = stat_of(pid)
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
-
--- Live (not zombie) children of `pid`, sorted.
-local function children(pid)
-  local out = {}
-  for _, name in ipairs(proc.list_dir "/proc") do
-    if name:match "^%d+$" then
-      local state, ppid = stat_of(name)
-      if ppid == pid and state ~= "Z" and state ~= "X" then out[#out + 1] = tonumber(name) end
-    end
-  end
-  table.sort(out)
-  return out
-end
-
--- Wait until `pid` has exactly `n` live children (and, with `not_in`, none of those pids).
-local function wait_children(pid, n, timeout, not_in)
-  local last
-  local ok = helpers.poll(function()
-    last = children(pid)
-    if #last ~= n then return false end
-    for _, p in ipairs(last) do
-      for _, q in ipairs(not_in or {}) do if p == q then return false end end
-    end
-    return true
-  end, timeout or 5, 0.05)
-  return ok and last, last
-end
+local running, children, wait_children = reloading.running, reloading.children,
+  reloading.wait_children
 
 local function count(text, pattern)
   return select(2, text:gsub(pattern, ""))

@@ -856,6 +856,23 @@ describe("scgilua.config", function()
       assert.matches("/nonexistent/gateway.lua", errs[1], 1, true)
     end)
 
+    it("runs the given source instead of the file, under the file's name", function()
+      local name = file "return 42"
+      local cfg, errs = config.load_file(name, [[
+        return { listen = "127.0.0.1:0", routes = { { path = "/", pass = "scgi://127.0.0.1:4001/" } } }
+      ]])
+      assert.is_nil(errs)
+      assert.equal(4001, cfg.routes[1].pass.port)
+      -- errors carry the file name and the line of the source
+      cfg, errs = config.load_file(name, "return {\n  listen = = 1 }\n")
+      assert.is_nil(cfg)
+      assert.equal(name .. ":2:", errs[1]:sub(1, #name + 3))
+      _, errs = config.load_file(name, "local x\n\nreturn x.y\n")
+      assert.matches(name .. ":3: attempt to index", errs[1], 1, true)
+      assert.has_error(function() config.load_file(name, 1) end,
+        "bad argument #2 to 'load_file' (string expected, got number)")
+    end)
+
     it("returns validation errors without the file name", function()
       local name = file "return { lisen = 1, routes = { { path = '/', pass = 'http://x' } } }"
       local _, errs = config.load_file(name)
