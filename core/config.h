@@ -68,6 +68,7 @@ typedef struct sg_route {
     sg_env_entry *env;   /* owned */
     size_t nenv;
     bool pathinfo, pass_auth, has_hooks;
+    bool allow_encoded_slashes; /* a path with %2F may use this route (else 404) */
     double timeout;      /* backend timeout (route override or global) */
 } sg_route;
 

@@ -311,13 +311,16 @@ static void access_log(sg_conn *c)
         }
         sg_buf_free(&err);
     }
-    if (line.len == 0)
-        sg_buf_appendf(&line, "%s - - [%s] \"%s %.*s HTTP/%d.%d\" %d %llu \"%.*s\" \"%.*s\" %.3f %s\n",
-                       c->remote_addr, tbuf, method, uri_len, uri, c->req.http_major,
-                       c->req.http_minor, c->status, (unsigned long long)c->bytes_out,
-                       ref ? (int)ref->value_len : 1, ref ? ref->value : "-",
-                       ua ? (int)ua->value_len : 1, ua ? ua->value : "-", took,
-                       backend ? backend : "-");
+    if (line.len == 0) { /* client bytes escaped: a quoted field can neither end nor add a line */
+        sg_buf_appendf(&line, "%s - - [%s] \"%s ", c->remote_addr, tbuf, method);
+        sg_http_log_escape(&line, uri, (size_t)uri_len);
+        sg_buf_appendf(&line, " HTTP/%d.%d\" %d %llu \"", c->req.http_major, c->req.http_minor,
+                       c->status, (unsigned long long)c->bytes_out);
+        sg_http_log_escape(&line, ref ? ref->value : "-", ref ? ref->value_len : 1);
+        sg_buf_append(&line, "\" \"", 3);
+        sg_http_log_escape(&line, ua ? ua->value : "-", ua ? ua->value_len : 1);
+        sg_buf_appendf(&line, "\" %.3f %s\n", took, backend ? backend : "-");
+    }
     sg_access_log_write(sg_buf_head(&line), line.len);
     sg_buf_free(&line);
 }
@@ -568,6 +571,14 @@ void sg_conn_route(sg_conn *c)
                           sg_buf_head(&err));
         sg_buf_free(&err);
         sg_conn_error(c, 500, "hook error");
+        return;
+    }
+    if (route && r->encoded_slash && !route->allow_encoded_slashes) {
+        /* Apache's AllowEncodedSlashes Off; the route is the one the path selects with %2F
+         * kept as a plain segment character, so no later route is tried instead */
+        sg_conn_log_route(c, SG_LOG_INFO, "encoded slash in the path, route does not allow it, 404");
+        sg_buf_free(&err);
+        sg_conn_error(c, 404, "encoded slash");
         return;
     }
     if (!route) {

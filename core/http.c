@@ -5,6 +5,7 @@
  */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <string.h>
 #include <strings.h>
@@ -157,11 +158,9 @@ static bool token(const char *s, size_t len)
 {
     if (len == 0)
         return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!(isalnum(c) || strchr("!#$%&'*+-.^_`|~", c)) || c == 0)
+    for (size_t i = 0; i < len; i++)
+        if (!tchar((unsigned char)s[i]))
             return false;
-    }
     return true;
 }
 
@@ -190,32 +189,204 @@ static int check_te(sg_http *h, const char *v, size_t len)
     return 0;
 }
 
+static bool ascii_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/*
+ * uri-host [ ":" port ] (RFC 9112 §3.2, RFC 3986 §3.2.2), as strictly as Apache and nginx
+ * read it: a name of letters, digits, "-" and "_" in non-empty dot-separated labels (one
+ * trailing dot allowed and left out of *host_len, as both servers do, so that "a.example."
+ * is the same virtual host as "a.example"), or an IPv6 literal in brackets (kept in
+ * *host_len). The port, if any, is up to 5 digits and at most 65535. An empty value is valid
+ * (no host); an empty host with a port is not.
+ */
+static bool parse_host(const char *v, size_t len, size_t *host_len)
+{
+    size_t i = 0;
+    *host_len = 0;
+    if (len == 0)
+        return true;
+    if (v[0] == '[') {
+        const char *rb = memchr(v, ']', len);
+        char lit[INET6_ADDRSTRLEN];
+        unsigned char addr[16];
+        size_t n = rb ? (size_t)(rb - v - 1) : 0;
+        if (n == 0 || n >= sizeof lit)
+            return false;
+        memcpy(lit, v + 1, n);
+        lit[n] = '\0';
+        if (inet_pton(AF_INET6, lit, addr) != 1)
+            return false;
+        i = n + 2;
+        *host_len = i;
+    } else {
+        size_t label = 0;
+        for (; i < len && v[i] != ':'; i++) {
+            unsigned char c = (unsigned char)v[i];
+            if (c == '.') {
+                if (label == 0)
+                    return false; /* ".a", "a..b" */
+                label = 0;
+            } else if (ascii_alnum(c) || c == '-' || c == '_') {
+                label++;
+            } else {
+                return false;
+            }
+        }
+        if (i == 0)
+            return false;
+        *host_len = label ? i : i - 1;
+    }
+    if (i == len)
+        return true;
+    if (v[i] != ':' || len - i - 1 > 5)
+        return false;
+    unsigned long port = 0;
+    for (size_t k = i + 1; k < len; k++) {
+        if (v[k] < '0' || v[k] > '9')
+            return false;
+        port = port * 10 + (unsigned long)(v[k] - '0');
+    }
+    return port <= 65535;
+}
+
+/*
+ * Points every view of the request into raw, which stops growing here: at the end of the
+ * head, and when a head is rejected (its 400 is logged, and the access log and log_format
+ * read the headers of a rejected request too: none may be left without a name). Field
+ * values lose their leading and trailing whitespace (RFC 9110 §5.5: OWS is not part of the
+ * value). The path stays "" until sg_http_feed decodes it.
+ */
+static void take_views(sg_http *h)
+{
+    sg_request *r = h->req;
+    if (h->views)
+        return;
+    h->views = true;
+    switch_token(h, SG_TOK_NONE);
+    sg_buf_append(&r->raw, "", 1); /* raw is never empty: base is a real pointer */
+    char *base = r->raw.data + r->raw.off;
+    r->uri = r->uri_len ? base + r->uri_off : "";
+    r->uri_len_view = r->uri_len;
+    r->path = "";
+    r->path_len = 0;
+    r->query = "";
+    r->query_len = 0;
+    r->host = NULL;
+    r->host_len = 0;
+    r->content_type = NULL;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        sg_req_header *hd = &r->headers[i];
+        hd->name = base + hd->name_off;
+        char *v = base + hd->value_off;
+        size_t n = hd->value_len;
+        while (n && (*v == ' ' || *v == '\t')) {
+            v++;
+            n--;
+        }
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+            n--;
+        hd->value_len = n;
+        if (n) {
+            v[n] = '\0'; /* over the first stripped byte, or the NUL already there */
+            hd->value = v;
+            hd->value_off = (size_t)(v - base);
+        } else {
+            hd->value = ""; /* static: never rebased */
+            hd->value_off = 0;
+        }
+    }
+}
+
+/* Does the value of a Connection header list `opt` (RFC 9110 §7.6.1; empty elements are
+ * allowed by §5.6.1, so ",close" says close)? */
+static bool conn_option(const sg_req_header *hd, const char *opt)
+{
+    const char *p = hd->value, *s;
+    size_t n;
+    while (sg_list_next(&p, hd->value + hd->value_len, &s, &n))
+        if (sg_strieq(s, n, opt))
+            return true;
+    return false;
+}
+
+/*
+ * The request-target (RFC 9112 §3.2): origin-form, or absolute-form with an http or https
+ * URL, whose authority then wins over Host (§3.2.2). Sets the query view, where the path
+ * is (h->path_off/path_len, decoded later) and, for absolute-form, the host view.
+ */
+static int parse_target(sg_http *h, const char *base)
+{
+    sg_request *r = h->req;
+    const char *u = r->uri;
+    size_t ulen = r->uri_len, start = 0;
+    if (ulen == 0)
+        return fail(h, 400, "empty request-target");
+    for (size_t i = 0; i < ulen; i++)
+        if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
+            return fail(h, 400, "control character or space in the request-target");
+    if (u[0] != '/') {
+        if (ulen > 7 && strncasecmp(u, "http://", 7) == 0)
+            start = 7;
+        else if (ulen > 8 && strncasecmp(u, "https://", 8) == 0)
+            start = 8;
+        else
+            return fail(h, 400, "request-target is neither a path nor an http(s) URL");
+        size_t end = start, hl;
+        while (end < ulen && u[end] != '/' && u[end] != '?' && u[end] != '#')
+            end++;
+        /* userinfo ("user@host") fails here too (RFC 9110 §4.2.4: treat it as an error) */
+        if (!parse_host(u + start, end - start, &hl) || hl == 0)
+            return fail(h, 400, "invalid authority in the request-target");
+        r->host = u + start;
+        r->host_len = hl;
+        start = end;
+    }
+    /* a fragment ends everything, a '?' inside it included */
+    const char *rest = u + start;
+    size_t rlen = ulen - start;
+    const char *hash = memchr(rest, '#', rlen);
+    size_t effective = hash ? (size_t)(hash - rest) : rlen;
+    const char *q = memchr(rest, '?', effective);
+    size_t pathlen = q ? (size_t)(q - rest) : effective;
+    if (q) {
+        r->query = q + 1;
+        r->query_len = effective - pathlen - 1;
+    }
+    /* decoded by sg_http_feed once the parser returns (appending to raw moves pointers);
+     * "http://h" and "http://h?q" have an empty path, which means "/" */
+    h->path_off = pathlen ? (size_t)(rest - base) : SIZE_MAX;
+    h->path_len = pathlen;
+    return 0;
+}
+
 static int on_headers_complete(http_parser *p)
 {
     sg_http *h = from_parser(p);
     sg_request *r = h->req;
-    if (h->too_many)
-        return fail(h, 431, "too many request headers");
-    switch_token(h, SG_TOK_NONE);
-    sg_buf_append(&r->raw, "", 1);
+    take_views(h);
     r->method_id = (int)p->method;
     r->method = http_method_str(p->method);
     r->http_major = p->http_major;
     r->http_minor = p->http_minor;
+    if (h->too_many)
+        return fail(h, 431, "too many request headers");
     if (p->http_major != 1)
         return fail(h, 505, "unsupported HTTP version");
+    /* http-parser hands everything after a CONNECT head over as another protocol, so its
+     * body would be read as the next request; this is no forward proxy (close after 501) */
+    if (p->method == HTTP_CONNECT)
+        return fail(h, 501, "CONNECT is not supported");
 
-    /* the buffer is final now: take pointers */
     const char *base = r->raw.data + r->raw.off;
-    r->uri = base + r->uri_off;
-    r->uri_len_view = r->uri_len;
     int te = 0, cl = 0, hosts = 0;
+    bool conn_close = false, conn_keep = false;
+    const char *host = NULL;
+    size_t host_len = 0;
     for (size_t i = 0; i < r->nheaders; i++) {
         sg_req_header *hd = &r->headers[i];
-        hd->name = base + hd->name_off;
-        hd->value = hd->value_len ? base + hd->value_off : "";
-        if (hd->value_len == 0)
-            hd->value_off = 0;
         if (!clean_value(hd->value, hd->value_len))
             return fail(h, 400, "invalid character in header value");
         if (!token(hd->name, hd->name_len))
@@ -226,70 +397,34 @@ static int on_headers_complete(http_parser *p)
         } else if (sg_strieq(hd->name, hd->name_len, "Content-Length")) {
             cl++;
         } else if (sg_strieq(hd->name, hd->name_len, "Host")) {
-            hosts++;
-            const char *v = hd->value, *colon = NULL;
-            if (v[0] == '[') {
-                const char *rb = memchr(v, ']', hd->value_len);
-                r->host = v;
-                r->host_len = rb ? (size_t)(rb - v + 1) : hd->value_len;
-            } else {
-                colon = memchr(v, ':', hd->value_len);
-                r->host = v;
-                r->host_len = colon ? (size_t)(colon - v) : hd->value_len;
-            }
+            if (hosts++)
+                return fail(h, 400, "more than one Host header");
+            if (!parse_host(hd->value, hd->value_len, &host_len))
+                return fail(h, 400, "invalid Host header");
+            host = hd->value;
         } else if (sg_strieq(hd->name, hd->name_len, "Content-Type")) {
             r->content_type = hd->value;
         } else if (sg_strieq(hd->name, hd->name_len, "Expect")) {
             if (sg_strieq(hd->value, hd->value_len, "100-continue"))
                 r->expect_continue = p->http_minor >= 1;
+        } else if (sg_strieq(hd->name, hd->name_len, "Connection")) {
+            conn_close |= conn_option(hd, "close");
+            conn_keep |= conn_option(hd, "keep-alive");
         }
     }
+    /* RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing (close after the 400) */
+    if (te && p->http_minor == 0)
+        return fail(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
     if (te && cl)
         return fail(h, 400, "both Content-Length and Transfer-Encoding");
-    if (hosts > 1)
-        return fail(h, 400, "more than one Host header");
     if (hosts == 0 && p->http_minor >= 1)
         return fail(h, 400, "HTTP/1.1 request without Host");
-
-    /* request-target: origin-form, or absolute-form (RFC 9112 §3.2.2) */
-    const char *u = r->uri;
-    size_t ulen = r->uri_len;
-    const char *path = u;
-    size_t plen = ulen;
-    if (ulen == 0)
-        return fail(h, 400, "empty request-target");
-    for (size_t i = 0; i < ulen; i++)
-        if ((unsigned char)u[i] <= 0x20 || u[i] == 0x7f)
-            return fail(h, 400, "control character or space in the request-target");
-    if (u[0] != '/') {
-        struct http_parser_url pu;
-        http_parser_url_init(&pu);
-        if (http_parser_parse_url(u, ulen, 0, &pu) != 0 || !(pu.field_set & (1 << UF_HOST)))
-            return fail(h, 400, "invalid request-target");
-        if (pu.field_set & (1 << UF_PATH)) {
-            path = u + pu.field_data[UF_PATH].off;
-            plen = (size_t)(ulen - pu.field_data[UF_PATH].off);
-        } else {
-            path = NULL; /* "http://host" alone means "/" */
-            plen = 0;
-        }
+    if (parse_target(h, base) != 0)
+        return -1;
+    if (!r->host && host) { /* an absolute-form authority has set it already */
+        r->host = host;
+        r->host_len = host_len;
     }
-    /* a fragment ends everything, a '?' inside it included */
-    const char *hash = path ? memchr(path, '#', plen) : NULL;
-    size_t effective = hash ? (size_t)(hash - path) : plen;
-    const char *q = path ? memchr(path, '?', effective) : NULL;
-    size_t pathlen = q ? (size_t)(q - path) : effective;
-    if (q) {
-        r->query = q + 1;
-        r->query_len = effective - pathlen - 1;
-    } else {
-        r->query = "";
-        r->query_len = 0;
-    }
-    /* decoded by sg_http_feed once the parser returns (appending to raw moves pointers) */
-    r->path = NULL;
-    r->path_len = pathlen;
-    r->uri_off = path ? (size_t)(path - base) : SIZE_MAX; /* reused: where the path starts */
 
     if (p->flags & F_CHUNKED) {
         r->chunked = true;
@@ -300,7 +435,8 @@ static int on_headers_complete(http_parser *p)
         r->content_length = (int64_t)p->content_length;
         r->has_body = r->content_length > 0;
     }
-    r->keepalive = http_should_keep_alive(p) != 0;
+    /* not http_should_keep_alive(): http-parser misses "close" after an empty list element */
+    r->keepalive = !conn_close && (p->http_minor >= 1 || conn_keep);
     r->head_only = p->method == HTTP_HEAD;
     h->head_done = true;
     if (r->has_body) {
@@ -344,6 +480,11 @@ void sg_http_init(sg_http *h, size_t header_bytes, size_t headers, sg_http_body_
     h->headers_limit = headers;
     h->on_body = cb;
     h->ud = ud;
+    /* http-parser's own head cap (80 KiB by default) is process-global: set it above any
+     * limits.header_bytes once, and let the per-request limit of sg_http_feed answer (it
+     * never feeds the parser more than limit + 1 head bytes). It counts chunk-size lines and
+     * trailers too; check_chunked bounds those by the same per-request limit. */
+    http_parser_set_max_header_size(SG_HTTP_HEAD_MAX + 64);
     http_parser_init(&h->parser, HTTP_REQUEST);
 }
 
@@ -359,7 +500,12 @@ void sg_http_start(sg_http *h, sg_request *req)
     h->ck_state = CK_SIZE0;
     h->ck_skip_lf = false;
     h->cr_pending = false;
+    h->lf_pending = false;
     h->too_many = false;
+    h->views = false;
+    h->path_off = SIZE_MAX;
+    h->path_len = 0;
+    h->ck_line = 0;
     h->ck_name_len = 0;
     h->ck_left = 0;
     h->ck_digits = 0;
@@ -367,60 +513,113 @@ void sg_http_start(sg_http *h, sg_request *req)
     http_parser_init(&h->parser, HTTP_REQUEST);
 }
 
-long sg_http_normalize_path(const char *path, size_t len, char *out)
+static int unhex(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Routing and access hooks see this path, and so do backends (SCRIPT_NAME, PATH_INFO), so
+ * every spelling of one path must come out the same: "//admin/x", "/./admin/x" and
+ * "/x/%2e%2e/admin/x" are all "/admin/x". An encoded slash is kept encoded (Apache's
+ * AllowEncodedSlashes NoDecode): decoding it before removing dot segments would make
+ * "/admin/..%2Fx" route as "/x" while a backend decoding REQUEST_URI later sees another path.
+ */
+long sg_http_normalize_path(const char *path, size_t len, char *out, bool *encoded_slash)
 {
     size_t o = 0;
+    *encoded_slash = false;
     for (size_t i = 0; i < len; i++) {
         char c = path[i];
         if (c == '%') {
             if (i + 2 >= len)
                 return -1;
-            int hi = isxdigit((unsigned char)path[i + 1]) ? path[i + 1] : -1;
-            int lo = isxdigit((unsigned char)path[i + 2]) ? path[i + 2] : -1;
+            int hi = unhex((unsigned char)path[i + 1]), lo = unhex((unsigned char)path[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
-            hi = isdigit(hi) ? hi - '0' : (tolower(hi) - 'a' + 10);
-            lo = isdigit(lo) ? lo - '0' : (tolower(lo) - 'a' + 10);
             c = (char)(hi * 16 + lo);
+            i += 2;
             if (c == '\0')
                 return -1;
-            i += 2;
+            if (c == '/') { /* 3 bytes in, 3 out: the output never outgrows the input */
+                memcpy(out + o, "%2F", 3);
+                o += 3;
+                *encoded_slash = true;
+                continue;
+            }
         } else if (c == '\0') {
             return -1;
         }
         out[o++] = c;
     }
-    out[o] = '\0';
-    /* remove dot segments (RFC 3986 §5.2.4) in place, collapsing nothing else */
+    if (o == 0 || out[0] != '/')
+        return -1;
+    /* segment by segment, in place (the write index never passes the read index): empty
+     * segments merge, "." goes, ".." drops the segment before it (RFC 3986 §5.2.4); a path
+     * that ends in "/", "/." or "/.." keeps a trailing slash */
     char *s = out;
-    size_t w = 0;
-    for (size_t i = 0; i < o;) {
-        if (s[i] == '/' && i + 1 < o && s[i + 1] == '.' &&
-            (i + 2 == o || s[i + 2] == '/')) {
-            i += 2; /* "/." */
-            if (i == o)
+    size_t w = 0, i = 0;
+    while (i < o) {
+        while (i < o && s[i] == '/')
+            i++;
+        size_t b = i;
+        while (i < o && s[i] != '/')
+            i++;
+        size_t n = i - b;
+        bool last = i == o;
+        if (n == 0) { /* the slashes ended the path */
+            s[w++] = '/';
+            break;
+        }
+        if (n == 1 && s[b] == '.') {
+            if (last)
                 s[w++] = '/';
             continue;
         }
-        if (s[i] == '/' && i + 2 < o && s[i + 1] == '.' && s[i + 2] == '.' &&
-            (i + 3 == o || s[i + 3] == '/')) {
+        if (n == 2 && s[b] == '.' && s[b + 1] == '.') {
             if (w == 0)
                 return -1; /* above the root */
             while (w > 0 && s[w - 1] != '/')
                 w--;
             if (w > 0)
-                w--; /* drop the slash before the removed segment */
-            i += 3;
-            if (i == o)
+                w--; /* the slash before the removed segment */
+            if (last)
                 s[w++] = '/';
             continue;
         }
-        s[w++] = s[i++];
+        s[w++] = '/';
+        memmove(s + w, s + b, n);
+        w += n;
     }
     if (w == 0)
         s[w++] = '/';
     s[w] = '\0';
     return (long)w;
+}
+
+void sg_http_log_escape(sg_buf *out, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    sg_buf_reserve(out, len * 4);
+    char *t = sg_buf_tail(out), *t0 = t;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            *t++ = '\\';
+            *t++ = 'x';
+            *t++ = hex[c >> 4];
+            *t++ = hex[c & 15];
+        } else {
+            *t++ = (char)c;
+        }
+    }
+    out->len += (size_t)(t - t0);
 }
 
 /* Reserves n bytes at the end of raw; if that moves the buffer, rebases every pointer. */
@@ -455,6 +654,7 @@ static void raw_reserve(sg_request *r, size_t n)
 static int set_path(sg_request *r, size_t path_off, size_t len)
 {
     if (path_off == SIZE_MAX) { /* absolute-form without a path: "/" */
+        r->encoded_slash = false;
         raw_reserve(r, 2);
         char *out = sg_buf_tail(&r->raw);
         memcpy(out, "/", 2);
@@ -466,9 +666,11 @@ static int set_path(sg_request *r, size_t path_off, size_t len)
     raw_reserve(r, len + 1);
     const char *base = r->raw.data + r->raw.off;
     char *out = sg_buf_tail(&r->raw);
-    long n = sg_http_normalize_path(base + path_off, len, out);
-    if (n < 0 || out[0] != '/')
+    bool encoded_slash;
+    long n = sg_http_normalize_path(base + path_off, len, out, &encoded_slash);
+    if (n < 0)
         return SG_ERR;
+    r->encoded_slash = encoded_slash;
     r->path = out;
     r->path_len = (size_t)n;
     r->raw.len += (size_t)n + 1;
@@ -478,7 +680,7 @@ static int set_path(sg_request *r, size_t path_off, size_t len)
 static long decode_path(sg_http *h)
 {
     sg_request *r = h->req;
-    if (set_path(r, r->uri_off, r->path_len) != SG_OK)
+    if (set_path(r, h->path_off, h->path_len) != SG_OK)
         return fail(h, 400, "invalid path encoding");
     return 0;
 }
@@ -523,7 +725,7 @@ int sg_request_retarget(sg_request *r, const char *target, size_t len, const cha
  * trailer lines, final CRLF. http-parser de-chunks; this only judges the bytes it consumed.
  */
 
-static int check_chunked(sg_http *h, const char *p, size_t n)
+static int chunk_framing(sg_http *h, const char *p, size_t n)
 {
     size_t i = 0;
     if (h->ck_skip_lf && n > 0) {
@@ -533,6 +735,11 @@ static int check_chunked(sg_http *h, const char *p, size_t n)
     }
     for (; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
+        /* a chunk-size line (extensions included) and the trailer section are bounded by
+         * limits.header_bytes, as http-parser's cap (raised for the head) no longer does */
+        if (h->ck_state != CK_DATA && h->ck_state != CK_DATA_CR && h->ck_state != CK_DATA_LF &&
+            ++h->ck_line > h->header_bytes_limit)
+            return h->ck_state >= CK_TRAILER0 ? 431 : 400;
         switch (h->ck_state) {
         case CK_SIZE0:
         case CK_SIZE:
@@ -611,6 +818,7 @@ static int check_chunked(sg_http *h, const char *p, size_t n)
             if (c != '\n')
                 return SG_ERR;
             h->ck_digits = 0;
+            h->ck_line = 0;
             h->ck_state = h->ck_left ? CK_DATA : CK_TRAILER0;
             break;
         case CK_DATA: {
@@ -686,6 +894,41 @@ static int check_chunked(sg_http *h, const char *p, size_t n)
     return SG_OK;
 }
 
+/* Judges the body bytes http-parser consumed; SG_OK, or SG_ERR with *status and *err. */
+static int check_chunked(sg_http *h, const char *p, size_t n, int *status, const char **err)
+{
+    int r = chunk_framing(h, p, n);
+    if (r == SG_OK)
+        return SG_OK;
+    *status = r == 431 ? 431 : 400;
+    *err = r == 431   ? "chunked trailer section too large"
+           : r == 400 ? "chunk-size line too long"
+                      : "malformed chunked framing";
+    return SG_ERR;
+}
+
+#define OBS_FOLD "header line starting with whitespace (obs-fold)"
+
+/* A rejected request: its views are taken (see take_views) before the caller answers it. */
+static long reject(sg_http *h, int st, const char *why, int *status, const char **err)
+{
+    take_views(h);
+    *status = st;
+    *err = why;
+    return SG_ERR;
+}
+
+/* limits.header_bytes ran out: while still in the request line it is the target that is too
+ * long (RFC 9112 §3: 414), else the fields (431). The parser has seen exactly limit + 1 head
+ * bytes then (see sg_http_feed), so the answer does not depend on how the bytes arrived; a
+ * header name in progress is already counted, http-parser reports partial tokens. */
+static long too_large(sg_http *h, int *status, const char **err)
+{
+    if (h->req->nheaders == 0 && !h->too_many)
+        return reject(h, 414, "request-target too long", status, err);
+    return reject(h, 431, "request head too large", status, err);
+}
+
 long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *status,
                   const char **err)
 {
@@ -693,9 +936,16 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
     if (len == 0)
         return 0;
     bool was_head_done = h->head_done;
+    size_t feed = len;
+    if (!was_head_done) {
+        /* one byte past the limit at most: then the head is too large, whatever follows */
+        size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes : 0;
+        if (feed > room + 1)
+            feed = room + 1;
+    }
     if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
         http_parser_pause(&h->parser, 0);
-    size_t n = http_parser_execute(&h->parser, &settings, data, len);
+    size_t n = http_parser_execute(&h->parser, &settings, data, feed);
     if (!was_head_done) {
         /* RFC 9112 §2.2: a bare CR in the head is invalid. http-parser takes "\r<any>" for
          * a line end, which lets "\r\n\rX" end a head early: a smuggling opening. */
@@ -704,74 +954,55 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
          * limit, whose 431 must not depend on how the bytes were split */
         bool parse_error = HTTP_PARSER_ERRNO(&h->parser) != HPE_OK &&
                            HTTP_PARSER_ERRNO(&h->parser) != HPE_PAUSED;
-        size_t upto = (!parse_error && h->head_done && !h->msg_done && n < len) ? n + 1 : n;
+        size_t upto = (!parse_error && h->head_done && !h->msg_done && n < feed) ? n + 1 : n;
         size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes : 0;
         if (upto > room)
             upto = room;
-        if (h->cr_pending && upto > 0 && data[0] != '\n') {
-            *status = 400;
-            *err = "bare CR in the request head";
-            return SG_ERR;
-        }
-        h->cr_pending = false;
+        if (h->cr_pending && upto > 0 && data[0] != '\n')
+            return reject(h, 400, "bare CR in the request head", status, err);
+        if (h->lf_pending && upto > 0 && (data[0] == ' ' || data[0] == '\t'))
+            return reject(h, 400, OBS_FOLD, status, err);
+        h->cr_pending = h->lf_pending = false;
         /* after a parse error the bytes past it were never part of the head */
         size_t visible = parse_error ? upto : len;
         for (size_t i = 0; i < upto; i++) {
+            if (data[i] == '\n') {
+                /* RFC 9112 §5.2: obs-fold (and a first header line that starts with
+                 * whitespace) is refused, as nginx does; http-parser would unfold it */
+                if (i + 1 < upto && (data[i + 1] == ' ' || data[i + 1] == '\t'))
+                    return reject(h, 400, OBS_FOLD, status, err);
+                if (i + 1 == upto)
+                    h->lf_pending = !h->head_done && !parse_error;
+                continue;
+            }
             if (data[i] != '\r')
                 continue;
             if (i + 1 >= visible) {
                 h->cr_pending = !h->head_done && !parse_error; /* judged with the next feed */
                 break;
             }
-            if (data[i + 1] != '\n') {
-                *status = 400;
-                *err = "bare CR in the request head";
-                return SG_ERR;
-            }
+            if (data[i + 1] != '\n')
+                return reject(h, 400, "bare CR in the request head", status, err);
         }
-        if (h->head_bytes + n > h->header_bytes_limit) {
-            *status = 431;
-            *err = "request head too large";
-            return SG_ERR;
-        }
+        h->head_bytes += n;
+        if (h->head_bytes > h->header_bytes_limit)
+            return too_large(h, status, err);
     }
-    if (was_head_done && h->req->chunked && check_chunked(h, data, n) != SG_OK) {
-        *status = 400;
-        *err = "malformed chunked framing";
+    if (was_head_done && h->req->chunked && check_chunked(h, data, n, status, err) != SG_OK)
         return SG_ERR;
-    }
     enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
-    if (!was_head_done) {
-        size_t head_part = n;
-        h->head_bytes += head_part;
-        if (h->head_bytes > h->header_bytes_limit) {
-            *status = 431;
-            *err = "request head too large";
-            return SG_ERR;
-        }
-    }
     if (e != HPE_OK && e != HPE_PAUSED) {
-        if (h->status) {
-            *status = h->status;
-            *err = h->err;
-        } else if (e == HPE_HEADER_OVERFLOW) {
-            *status = 431;
-            *err = "request head too large";
-        } else if (e == HPE_INVALID_TRANSFER_ENCODING) {
-            *status = 400;
-            *err = "transfer coding other than chunked last";
-        } else {
-            *status = 400;
-            *err = http_errno_description(e);
-        }
-        return SG_ERR;
+        if (h->status)
+            return reject(h, h->status, h->err, status, err);
+        if (e == HPE_HEADER_OVERFLOW) /* not reached: our limit answers first */
+            return reject(h, 431, "request head too large", status, err);
+        if (e == HPE_INVALID_TRANSFER_ENCODING)
+            return reject(h, 400, "transfer coding other than chunked last", status, err);
+        return reject(h, 400, http_errno_description(e), status, err);
     }
     if (!was_head_done && h->head_done) {
-        if (decode_path(h) != 0) {
-            *status = h->status;
-            *err = h->err;
-            return SG_ERR;
-        }
+        if (decode_path(h) != 0)
+            return reject(h, h->status, h->err, status, err);
         *events |= SG_HTTP_HEAD;
     }
     if (h->msg_done)

@@ -528,6 +528,7 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_
     lua_pop(L, 1);
     r->pathinfo = opt_bool(L, t, "pathinfo", false);
     r->pass_auth = opt_bool(L, t, "pass_auth", true);
+    r->allow_encoded_slashes = opt_bool(L, t, "allow_encoded_slashes", false);
     r->timeout = opt_number(L, t, "timeout", cfg->timeouts.backend);
     lua_getfield(L, t, "env");
     if (lua_type(L, -1) == LUA_TTABLE) {

@@ -1,7 +1,9 @@
 /*
  * request.h: sg_request, one parsed client request head. All strings live in one owned
  * buffer (`raw`) and are addressed by offset while parsing; sg_http fills the pointer view
- * (method, uri, path, query, headers) once the head is complete. Read-only after that.
+ * (method, uri, path, query, headers) once the head is complete, or once it is rejected:
+ * after sg_http_feed fails every pointer is NULL-or-valid (names and values always valid,
+ * method NULL if the request line itself was not understood). Read-only after that.
  */
 #ifndef SG_REQUEST_H
 #define SG_REQUEST_H
@@ -27,16 +29,19 @@ typedef struct sg_request {
     int method_id;       /* enum http_method */
     const char *uri;     /* raw request-target */
     size_t uri_len_view;
-    const char *path;    /* decoded, dot-segment normalised */
+    const char *path;    /* decoded except %2F, slashes merged, dot segments removed */
     size_t path_len;
     const char *query;   /* raw query, "" if none */
     size_t query_len;
-    const char *host;    /* Host without port, or NULL */
+    const char *host;    /* validated host without port or trailing dot, from the
+                          * absolute-form target if there is one, else Host; or NULL */
     size_t host_len;
     const char *content_type; /* or NULL */
     int http_major, http_minor;
     int64_t content_length;   /* -1: none */
     bool chunked, expect_continue, keepalive, head_only, has_body;
+    bool encoded_slash;  /* the path spelled a slash %2F (kept encoded in `path`, unless a
+                          * dot segment removed it: the request is refused all the same) */
 } sg_request;
 
 /** Returns the first header named `name` (case-insensitive), or NULL. */

@@ -630,6 +630,7 @@ local route = s.record {
   { env = env { default = {} } },
   { timeout = s.number { gt = 0 } },
   { pass_auth = s.boolean { default = true } },
+  { allow_encoded_slashes = s.boolean { default = false } },
   { access = s.func {} },
   post = function(out, v, path, cx)
     if v.path == nil and v.match == nil then

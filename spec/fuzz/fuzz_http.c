@@ -2,8 +2,10 @@
  * fuzz_http.c: libFuzzer harness for the request parser glue (core/http.c). The input is a
  * small control prefix followed by a client byte stream; the stream is fed the way conn.c
  * feeds it (in pieces, unconsumed bytes re-fed, a fresh request after each message) and then
- * again whole. Checks memory safety (ASan/UBSan), the invariants of a parsed head, the error
- * statuses, the body byte accounting, and that both runs tell exactly the same story.
+ * again whole. Checks memory safety (ASan/UBSan), the invariants of a parsed head (a routing
+ * path without empty or dot segments, a valid host), the views a rejected head leaves (the
+ * access log reads them), the error statuses, the body byte accounting, and that both runs
+ * tell exactly the same story.
  * It does not test conn.c's body limits or anything past the parser.
  *
  * Input: byte 0  bits 0-1: limits (0: 512 bytes/8 headers, 1: 4096/20, else 16384/100)
@@ -82,6 +84,58 @@ static bool bad_value_char(const char *v, size_t len)
     return false;
 }
 
+/* A host view: a bracketed IPv6 literal, or dot-separated labels of [A-Za-z0-9_-]. */
+static bool valid_host(const char *h, size_t len)
+{
+    if (len == 0) /* "Host:" with an empty value: no host */
+        return true;
+    if (len >= 2 && h[0] == '[')
+        return h[len - 1] == ']';
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)h[i];
+        if (c == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                     c == '-' || c == '_')) {
+            return false;
+        } else {
+            label++;
+        }
+    }
+    return label > 0;
+}
+
+/* What a rejected head leaves: views an access log line may read (names and values of the
+ * headers read so far, uri, path, query), NUL-terminated and inside the request buffer. */
+static void check_rejected(const sg_request *q)
+{
+    const char *raw_lo = q->raw.data + q->raw.off, *raw_hi = raw_lo + q->raw.len;
+    FUZZ_CHECK(q->uri && q->path && q->query, "rejected-views", "uri %p path %p query %p",
+               (const void *)q->uri, (const void *)q->path, (const void *)q->query);
+    if (q->uri && q->uri_len_view)
+        FUZZ_CHECK(within(q->uri, q->uri_len_view + 1, raw_lo, raw_hi), "rejected-views",
+                   "uri outside the request buffer");
+    for (size_t i = 0; i < q->nheaders; i++) {
+        const sg_req_header *hd = &q->headers[i];
+        FUZZ_CHECK(hd->name && hd->value, "rejected-views", "header %zu of %zu: name %p value %p",
+                   i, q->nheaders, (const void *)hd->name, (const void *)hd->value);
+        if (!hd->name || !hd->value)
+            return;
+        FUZZ_CHECK(within(hd->name, hd->name_len + 1, raw_lo, raw_hi) &&
+                       hd->name[hd->name_len] == '\0',
+                   "rejected-views", "header %zu name outside raw or unterminated", i);
+        if (hd->value_len)
+            FUZZ_CHECK(within(hd->value, hd->value_len + 1, raw_lo, raw_hi) &&
+                           hd->value[hd->value_len] == '\0',
+                       "rejected-views", "header %zu value outside raw or unterminated", i);
+    }
+    /* what conn.c's access log does */
+    (void)sg_request_header(q, "User-Agent");
+}
+
 /* Invariants of a head that sg_http_feed reported complete, then its transcript entry. */
 static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max_headers)
 {
@@ -103,6 +157,19 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
                strlen(q->path), q->path_len);
     FUZZ_CHECK(within(q->path, q->path_len + 1, raw_lo, raw_hi), "path-outside-raw",
                "path outside the request buffer");
+    /* the routing path has one spelling: no empty segment, no "." or ".." segment */
+    bool normal = strstr(q->path, "//") == NULL;
+    for (const char *seg = q->path; normal && seg; seg = strchr(seg + 1, '/')) {
+        size_t n = strcspn(seg + 1, "/");
+        normal = !(n == 1 && seg[1] == '.') && !(n == 2 && seg[1] == '.' && seg[2] == '.');
+    }
+    FUZZ_CHECK(normal, "path-not-normal", "path \"%s\"", q->path);
+    /* the flag says the target spelled a slash %2F (a dot segment may have removed it
+     * since); a %2F in the path came from one, or from a decoded "%252F" */
+    FUZZ_CHECK(!q->encoded_slash || strcasestr(q->uri, "%2F"), "encoded-slash-invented",
+               "encoded_slash set, uri \"%s\"", q->uri);
+    FUZZ_CHECK(q->encoded_slash || !strstr(q->path, "%2F") || strstr(q->uri, "%25"),
+               "encoded-slash-lost", "path \"%s\" without encoded_slash", q->path);
     FUZZ_CHECK(q->query != NULL, "query-null", "query is NULL");
     bool in_uri = true;
     if (q->query_len) {
@@ -136,11 +203,18 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
     }
     /* host and content_type are views of header values: the very same pointers, or they
      * were moved on their own (a dangling pointer can be neither read nor logged) */
+    /* ... or, for an absolute-form target, inside the uri; either way a valid host */
     if (q->host) {
         const sg_req_header *hh = sg_request_header(q, "Host");
-        FUZZ_CHECK(hh && q->host == hh->value && q->host_len <= hh->value_len, "host-view",
-                   "host %p is not the Host value %p (%zu bytes)", (const void *)q->host,
-                   hh ? (const void *)hh->value : NULL, hh ? hh->value_len : 0);
+        bool in_host = hh && q->host == hh->value && q->host_len <= hh->value_len;
+        bool in_uri = q->host_len && within(q->host, q->host_len, q->uri, q->uri + q->uri_len_view);
+        FUZZ_CHECK(in_host || in_uri, "host-view",
+                   "host %p is not the Host value %p (%zu bytes) nor in the uri",
+                   (const void *)q->host, hh ? (const void *)hh->value : NULL,
+                   hh ? hh->value_len : 0);
+        if (in_host || in_uri)
+            FUZZ_CHECK(valid_host(q->host, q->host_len), "host-invalid", "host \"%.*s\"",
+                       (int)q->host_len, q->host);
     }
     bool ct_ok = q->content_type == NULL;
     for (size_t i = 0; i < q->nheaders && !ct_ok; i++)
@@ -215,10 +289,11 @@ static void parse_stream(run *r, const char *stream, size_t len, const size_t *c
         long n = sg_http_feed(&h, stream + off, avail - off, &events, &status, &err);
         if (n < 0) {
             FUZZ_CHECK(n == SG_ERR, "feed-return", "sg_http_feed returned %ld", n);
-            FUZZ_CHECK(status == 400 || status == 413 || status == 431 || status == 501 ||
-                           status == 505,
+            FUZZ_CHECK(status == 400 || status == 413 || status == 414 || status == 431 ||
+                           status == 501 || status == 505,
                        "error-status", "status %d (%s)", status, err ? err : "no reason");
             FUZZ_CHECK(err && err[0], "error-reason", "status %d without a reason", status);
+            check_rejected(&q);
             fuzz_log_str(&r->log, "error");
             fuzz_log_int(&r->log, status);
             failed = true;

@@ -85,7 +85,7 @@ describe("scgilua.config", function()
         pass = { kind = "tcp", host = "127.0.0.1", port = 4000, url_path = "/",
                  text = "scgi://127.0.0.1:4000/" },
         internal_redirect = "Location", sendfile = false, env = {}, pathinfo = false,
-        pass_auth = true,
+        pass_auth = true, allow_encoded_slashes = false,
       }, cfg.routes[1])
     end)
 
@@ -565,6 +565,12 @@ describe("scgilua.config", function()
       fails(route { pass_auth = "no" },
         'routes[1].pass_auth: expected a boolean, got "no" (string)')
       fails(route { access = "deny" }, 'routes[1].access: expected a function, got "deny" (string)')
+    end)
+
+    it("checks allow_encoded_slashes", function()
+      assert.is_true(ok(route { allow_encoded_slashes = true }).routes[1].allow_encoded_slashes)
+      fails(route { allow_encoded_slashes = "On" },
+        'routes[1].allow_encoded_slashes: expected a boolean, got "On" (string)')
     end)
 
     it("rejects unknown route fields with a suggestion", function()
