@@ -579,7 +579,8 @@ static void render_prometheus(const sg_status_view *v, const row *rows, size_t n
                        s->by_class[c]);
 
     prom_family(o, "scgi_lua_request_duration_seconds", "histogram",
-                "Time from the complete request head to the end of the response.");
+                "Time from the first byte of the request head (the accept, for a "
+                "connection's first request) to the end of the response.");
     uint64_t cum = 0;
     for (int i = 0; i < SG_STATS_BUCKETS; i++) {
         cum += s->latency[i];
