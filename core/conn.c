@@ -325,6 +325,35 @@ static void access_log(sg_conn *c)
     sg_buf_free(&line);
 }
 
+/*
+ * Every per-request field back to its state before a request: flags, counters, times, and
+ * the pointers borrowed from the request's configuration (a reload frees that generation once
+ * the last request using it ended, so a pointer kept past end_request dangles). What the
+ * request owned was released by end_request first. The connection's own fields (socket,
+ * addresses, watchers, `in` with pipelined bytes, read_eof, in_more, requests, t_read and
+ * t_write, the parser restarted per head, reused scratch buffers) stay.
+ */
+static void request_reset(sg_conn *c)
+{
+    c->cfg = NULL;
+    c->route = NULL;
+    sg_hook_ctx_init(&c->hook, NULL, NULL, NULL, 0);
+    c->body_received = c->body_left = 0;
+    c->raw_body = c->body_complete = c->body_discard = false;
+    c->close_after = c->response_started = c->response_done = c->sent_continue = false;
+    c->resp_chunked = c->resp_until_close = c->resp_no_body = false;
+    c->resp_remaining = -1;
+    c->status = 0;
+    c->bytes_out = 0;
+    c->t_start = c->t_up = 0;
+    c->spool_off = 0;
+    c->file_off = 0;
+    c->file_left = 0;
+    c->redirects = 0;
+    c->orig_method = NULL;
+}
+
+/* The request is over: count and log it, release what it held, reset what described it. */
 static void end_request(sg_conn *c)
 {
     if (c->req.method && c->status)
@@ -332,14 +361,12 @@ static void end_request(sg_conn *c)
                         ev_time() - c->t_start);
     access_log(c);
     sg_hook_ctx_release(&c->hook);
-    sg_upstream_close(c);
+    sg_upstream_reset(c);
     if (c->file_fd >= 0) {
         close(c->file_fd);
         c->file_fd = -1;
     }
-    c->file_left = 0;
     sg_server_pipe_give(c->server, &c->pipe);
-    c->redirects = 0;
     sg_buf_reset(&c->redirect_cookies);
     sg_buf_reset(&c->orig_uri);
     if (c->spool_fd >= 0) {
@@ -347,11 +374,10 @@ static void end_request(sg_conn *c)
         c->spool_fd = -1;
     }
     sg_config_unref(c->cfg);
-    c->cfg = NULL;
-    c->route = NULL;
     sg_buf_reset(&c->body);
     if (c->body.cap > SG_BODY_MAX) /* a spooled chunked body: give the memory back */
         sg_buf_free(&c->body);
+    request_reset(c);
 }
 
 /*
@@ -373,22 +399,32 @@ static void shrink(sg_conn *c)
     sg_request_init(&c->req);
 }
 
+/*
+ * The first byte of a head is here (or was already buffered): the request starts now, or at
+ * the accept for a connection's first request (t_head set then), and timeouts.client_header
+ * counts from the same moment. The parser takes the header limits of the configuration in
+ * force now, so that requests on a connection older than a reload get the new ones.
+ */
+static void head_begin(sg_conn *c)
+{
+    const sg_config *cfg = sg_server_config(c->server);
+    if (c->t_head == 0)
+        c->t_head = ev_now(sg_server_loop(c->server));
+    c->t_start = c->t_head;
+    sg_http_init(&c->http, cfg->limits.header_bytes, cfg->limits.headers, on_body, c);
+    sg_http_start(&c->http, &c->req);
+}
+
+/* Waits for the next head; the idle time until its first byte counts against keepalive. */
 static void start_head(sg_conn *c)
 {
     ev_tstamp now = ev_now(sg_server_loop(c->server));
     c->state = SG_CONN_READ_HEAD;
-    c->t_head = c->t_read = now;
-    c->body_received = 0;
-    c->body_left = 0;
-    c->raw_body = false;
-    c->body_complete = c->body_discard = c->close_after = false;
-    c->response_started = c->response_done = c->sent_continue = false;
-    c->resp_chunked = c->resp_until_close = c->resp_no_body = false;
-    c->resp_remaining = -1;
-    c->status = 0;
-    c->bytes_out = 0;
-    c->spool_off = 0;
+    c->t_idle = c->t_read = now;
+    c->t_head = 0;
     sg_http_start(&c->http, &c->req);
+    if (c->in.len) /* pipelined: its bytes are here already */
+        head_begin(c);
 }
 
 /*
@@ -647,7 +683,6 @@ void sg_conn_route(sg_conn *c)
 static void dispatch(sg_conn *c)
 {
     c->cfg = sg_config_ref(sg_server_config(c->server));
-    c->t_start = ev_now(sg_server_loop(c->server));
     sg_conn_route(c);
 }
 
@@ -866,8 +901,10 @@ static ev_tstamp conn_deadline(sg_conn *c, int *what)
     if (c->state == SG_CONN_LINGER) {
         CONSIDER(c->t_head + SG_LINGER_TIME, 6);
     } else if (c->state == SG_CONN_READ_HEAD) {
-        if (c->http.head_bytes == 0 && c->in.len == 0 && c->requests > 0)
-            CONSIDER(c->t_head + cfg->timeouts.keepalive, 1);
+        /* client_header bounds a head from its first byte; the idle time before it (a
+         * keep-alive connection between requests) counts against keepalive only */
+        if (c->t_head == 0)
+            CONSIDER(c->t_idle + cfg->timeouts.keepalive, 1);
         else
             CONSIDER(c->t_head + cfg->timeouts.client_header, 2);
     } else if (!c->body_complete && c->req.has_body && ev_is_active(&c->rio)) {
@@ -1011,8 +1048,12 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         return;
     if (n < 0)
         n = SG_ERR;
-    else if (n > 0)
+    bool head_first = n > 0 && c->state == SG_CONN_READ_HEAD && c->in.len == 0 &&
+                      c->http.head_bytes == 0;
+    if (n > 0)
         sg_buf_append(&c->in, chunk, (size_t)n);
+    if (head_first)
+        head_begin(c);
     c->in_more = n == (ssize_t)sizeof chunk;
     if (n == SG_ERR || n == 0) {
         if (n == SG_ERR)
@@ -1094,7 +1135,10 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
     ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
     ev_init(&c->timer, on_timer);
     sg_upstream_init(c);
+    request_reset(c);
     start_head(c);
+    /* the first request starts at the accept, and client_header counts from it */
+    c->t_head = c->t_start = ev_now(loop);
     c->t_write = ev_now(loop);
     conn_watch(c);
     return c;

@@ -64,6 +64,11 @@ typedef struct sg_upstream {
     uint64_t tried[SG_LB_EXCLUDE_WORDS];
 } sg_upstream;
 
+/*
+ * Fields that belong to one request are reset together by conn.c's end_request (borrowed
+ * pointers into the request's configuration above all: nothing of a request may outlive it
+ * on the connection); a new per-request field is reset there too. `up` is reset as a whole.
+ */
 struct sg_conn {
     ev_io rio, wio;
     ev_timer timer;
@@ -105,8 +110,9 @@ struct sg_conn {
     int status;               /* for the access log */
     uint64_t bytes_out;
     unsigned requests;
-    ev_tstamp t_start;        /* request start (access log) */
-    ev_tstamp t_head;         /* head deadline origin */
+    ev_tstamp t_start;        /* request start: its head's first byte (accept for the first) */
+    ev_tstamp t_head;         /* client_header origin: as t_start; 0 until a head byte came */
+    ev_tstamp t_idle;         /* keep-alive origin: the end of the previous request */
     ev_tstamp t_read;         /* last client read progress */
     ev_tstamp t_write;        /* last client write progress */
     ev_tstamp t_up;           /* last backend progress */
@@ -150,6 +156,8 @@ void sg_upstream_pump(sg_conn *c);
 ev_tstamp sg_upstream_watch(sg_conn *c);
 void sg_upstream_timeout(sg_conn *c);
 void sg_upstream_close(sg_conn *c);
+/** Closes the exchange and returns every field of c->up to its sg_upstream_init state. */
+void sg_upstream_reset(sg_conn *c);
 /** Closes the backend socket of a finished exchange (kept open until the client write). */
 void sg_upstream_reap(sg_conn *c);
 

@@ -70,11 +70,16 @@ const char *sg_status_content_type(enum sg_status_format f)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Backend rows: every balancer member and every route's direct backend, with its state       */
+/* Backend rows: every balancer member, and every direct backend once, with its state         */
 
+/*
+ * A direct backend's counters belong to its URL (the member state registry keys them so), and
+ * several routes may pass to one URL: such a backend is one row naming all its routes, so that
+ * no row shows another route's requests as its own.
+ */
 typedef struct row {
     const sg_balancer *bal;       /* borrowed; NULL for a direct backend */
-    const sg_route *route;        /* borrowed; set for a direct backend only */
+    const sg_route *route;        /* borrowed: a direct backend's first route (see same_backend) */
     const sg_lb_member *m;        /* borrowed; NULL for a direct backend */
     const sg_member_check *check; /* borrowed; NULL when the member has no active check */
     const char *url;              /* borrowed */
@@ -139,7 +144,25 @@ static const char *direct_url(const sg_route *rt)
     return rt->st && rt->st->url ? rt->st->url : "";
 }
 
-/* All rows, balancers (config order, members in order) first, then direct backends by route. */
+/* Whether two direct routes pass to the same backend, i.e. share its counters. */
+static bool same_backend(const sg_route *a, const sg_route *b)
+{
+    if (a->st && b->st)
+        return a->st == b->st;
+    return strcmp(direct_url(a), direct_url(b)) == 0;
+}
+
+/* Whether direct route i is the first (config order) to pass to its backend. */
+static bool first_of_backend(const sg_config *cfg, size_t i)
+{
+    for (size_t j = 0; j < i; j++)
+        if (is_direct(&cfg->routes[j]) && same_backend(&cfg->routes[j], &cfg->routes[i]))
+            return false;
+    return true;
+}
+
+/* All rows: balancers (config order, members in order) first, then each direct backend once,
+ * in the order of the first route passing to it. */
 static row *collect_rows(const sg_status_view *v, size_t *nrows)
 {
     const sg_config *cfg = v->cfg;
@@ -150,7 +173,7 @@ static row *collect_rows(const sg_status_view *v, size_t *nrows)
     for (size_t b = 0; b < cfg->nbalancers; b++)
         n += cfg->balancers[b].lb.nmembers;
     for (size_t i = 0; i < cfg->nroutes; i++)
-        n += is_direct(&cfg->routes[i]);
+        n += is_direct(&cfg->routes[i]) && first_of_backend(cfg, i);
     if (!n)
         return NULL;
     row *rows = sg_xcalloc(n, sizeof *rows);
@@ -171,7 +194,7 @@ static row *collect_rows(const sg_status_view *v, size_t *nrows)
     }
     for (size_t i = 0; i < cfg->nroutes; i++) {
         const sg_route *rt = &cfg->routes[i];
-        if (!is_direct(rt))
+        if (!is_direct(rt) || !first_of_backend(cfg, i))
             continue;
         row *r = &rows[k++];
         r->route = rt;
@@ -415,6 +438,27 @@ static void render_json(const sg_status_view *v, const row *rows, size_t nrows, 
         sg_buf_append_str(o, "}}");
     }
 
+    /* direct backends by URL, each with the routes passing to it; a route names its backend */
+    sg_buf_append_str(o, "},\"backends\":{");
+    for (size_t first = k; k < nrows; k++) {
+        const row *r = &rows[k];
+        if (k > first)
+            sg_buf_append_str(o, ",");
+        json_str(o, r->url);
+        sg_buf_append_str(o, ":{\"routes\":[");
+        bool any = false;
+        for (size_t i = 0; i < cfg->nroutes; i++) {
+            const sg_route *rt = &cfg->routes[i];
+            if (is_direct(rt) && same_backend(rt, r->route)) {
+                sg_buf_appendf(o, "%s%d", any ? "," : "", rt->index);
+                any = true;
+            }
+        }
+        sg_buf_append_str(o, "],");
+        json_backend_fields(o, r);
+        sg_buf_append_str(o, "}");
+    }
+
     sg_buf_append_str(o, "},\"routes\":[");
     for (size_t i = 0; cfg && i < cfg->nroutes; i++) {
         const sg_route *rt = &cfg->routes[i];
@@ -423,12 +467,8 @@ static void render_json(const sg_status_view *v, const row *rows, size_t nrows, 
         sg_buf_append_str(o, ",\"pass\":");
         json_str(o, rt->text);
         if (is_direct(rt)) {
-            sg_buf_append_str(o, ",\"backend\":{");
-            const row *r = &rows[k++];
-            json_str(o, r->url);
-            sg_buf_append_str(o, ":{");
-            json_backend_fields(o, r);
-            sg_buf_append_str(o, "}}");
+            sg_buf_append_str(o, ",\"backend\":");
+            json_str(o, direct_url(rt));
         } else {
             sg_buf_append_str(o, ",\"balancer\":");
             json_str(o, rt->balancer->name);
@@ -469,16 +509,17 @@ static void prom_family(sg_buf *o, const char *name, const char *type, const cha
     sg_buf_appendf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The labels that identify a backend row: its balancer and URL, or its route index and URL. */
+/* The labels that identify a backend row: its balancer and URL, or (a direct backend) its URL
+ * alone; which routes use it is in scgi_lua_route_info. */
 static void prom_row_labels(sg_buf *o, const row *r)
 {
     if (r->bal) {
         sg_buf_append_str(o, "{balancer=\"");
         prom_label(o, r->bal->name ? r->bal->name : "");
+        sg_buf_append_str(o, "\",member=\"");
     } else {
-        sg_buf_appendf(o, "{route=\"%d", r->route->index);
+        sg_buf_append_str(o, "{member=\"");
     }
-    sg_buf_append_str(o, "\",member=\"");
     prom_label(o, r->url);
     sg_buf_append_str(o, "\"} ");
 }
@@ -538,7 +579,8 @@ static void render_prometheus(const sg_status_view *v, const row *rows, size_t n
                        s->by_class[c]);
 
     prom_family(o, "scgi_lua_request_duration_seconds", "histogram",
-                "Time from the complete request head to the end of the response.");
+                "Time from the first byte of the request head (the accept, for a "
+                "connection's first request) to the end of the response.");
     uint64_t cum = 0;
     for (int i = 0; i < SG_STATS_BUCKETS; i++) {
         cum += s->latency[i];
@@ -552,6 +594,26 @@ static void render_prometheus(const sg_status_view *v, const row *rows, size_t n
     sg_buf_append_str(o, "scgi_lua_request_duration_seconds_sum ");
     put_num(o, s->latency_sum, false);
     sg_buf_appendf(o, "\nscgi_lua_request_duration_seconds_count %" PRIu64 "\n", cum);
+
+    /* what each route passes to: the join between routes and the backend series below */
+    const sg_config *cfg = v->cfg;
+    if (cfg && cfg->nroutes) {
+        prom_family(o, "scgi_lua_route_info", "gauge",
+                    "Always 1; a route's index, path prefix and its balancer or direct backend.");
+        for (size_t i = 0; i < cfg->nroutes; i++) {
+            const sg_route *rt = &cfg->routes[i];
+            sg_buf_appendf(o, "scgi_lua_route_info{route=\"%d\",path=\"", rt->index);
+            prom_label(o, rt->path ? rt->path : "");
+            if (is_direct(rt)) {
+                sg_buf_append_str(o, "\",member=\"");
+                prom_label(o, direct_url(rt));
+            } else {
+                sg_buf_append_str(o, "\",balancer=\"");
+                prom_label(o, rt->balancer->name ? rt->balancer->name : "");
+            }
+            sg_buf_append_str(o, "\"} 1\n");
+        }
+    }
 
     /* a family's samples must be contiguous: families outside, backends inside */
     for (size_t f = 0; nrows && f < SG_ARRAY_LEN(row_families); f++) {
@@ -743,15 +805,22 @@ static void render_html(const sg_status_view *v, const row *rows, size_t nrows, 
     }
 
     if (k < nrows) {
-        sg_buf_appendf(o, "<h2>Direct backends</h2>\n<table>\n<tr><th>Route</th><th>Path</th>"
-                          "<th>Backend</th>%s",
+        sg_buf_appendf(o, "<h2>Direct backends</h2>\n<table>\n<tr><th>Backend</th><th>Routes</th>%s",
                        html_cols);
         for (; k < nrows; k++) {
             const row *r = &rows[k];
-            sg_buf_appendf(o, "<tr><td>%d</td><td class=\"url\">", r->route->index);
-            html_str(o, r->route->path);
-            sg_buf_append_str(o, "</td><td class=\"url\">");
+            sg_buf_append_str(o, "<tr><td class=\"url\">");
             html_str(o, r->url);
+            sg_buf_append_str(o, "</td><td class=\"url\">");
+            bool any = false;
+            for (size_t i = 0; i < cfg->nroutes; i++) {
+                const sg_route *rt = &cfg->routes[i];
+                if (!is_direct(rt) || !same_backend(rt, r->route))
+                    continue;
+                sg_buf_appendf(o, "%s%d&nbsp;", any ? ", " : "", rt->index);
+                html_str(o, rt->path ? rt->path : "(match)");
+                any = true;
+            }
             sg_buf_append_str(o, "</td>");
             html_backend_cells(o, r, v->now);
             sg_buf_append_str(o, "</tr>\n");

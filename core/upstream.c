@@ -236,10 +236,7 @@ static void on_up_write(struct ev_loop *loop, ev_io *w, int revents);
 void sg_upstream_init(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    u->fd = -1;
-    u->phase = SG_UP_IDLE;
-    u->member = -1;
-    u->bal = NULL;
+    *u = (sg_upstream){ .fd = -1, .phase = SG_UP_IDLE, .member = -1 };
     sg_buf_init(&u->req);
     sg_buf_init(&u->head);
     ev_init(&u->rio, on_up_read);
@@ -265,6 +262,22 @@ void sg_upstream_close(sg_conn *c)
         u->phase = SG_UP_DONE;
     sg_buf_reset(&u->req);
     sg_buf_reset(&u->head);
+}
+
+/*
+ * The whole struct, not field by field: the backend, balancer and member state it borrowed
+ * from the request's configuration must not reach the next request on this connection (a
+ * reload may have freed them by then), nor must any field added later. Only the buffers'
+ * memory is kept (shrink() gives it back between requests).
+ */
+void sg_upstream_reset(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    sg_upstream_close(c);
+    sg_buf req = u->req, head = u->head; /* emptied by sg_upstream_close */
+    sg_upstream_init(c);
+    u->req = req;
+    u->head = head;
 }
 
 static uint64_t body_length(const sg_conn *c)
@@ -293,8 +306,6 @@ void sg_upstream_start(sg_conn *c)
     u->body_sent = 0;
     u->write_closed = u->got_bytes = false;
     u->body_len = body_length(c);
-    sg_buf_reset(&u->req);
-    sg_buf_reset(&u->head);
     connect_attempt(c);
 }
 
@@ -332,7 +343,12 @@ static void connect_attempt(sg_conn *c)
     }
     u->attempts++;
     u->be = be;
+    /* a new exchange: nothing of a failed attempt (which sent no body byte) carries over */
+    u->head_scan = 0;
+    u->body_sent = 0;
+    u->write_closed = u->got_bytes = false;
     sg_buf_reset(&u->req);
+    sg_buf_reset(&u->head);
     if (build_vars(c, be) != SG_OK) {
         sg_conn_error(c, 500, "hook error");
         return;
@@ -371,39 +387,52 @@ static void connect_attempt(sg_conn *c)
 }
 
 /*
- * Connect refused or timed out: nothing of the request reached this backend, so another
- * balancer member may take it (SPEC §6); the failed member is out for `retry` seconds.
+ * The current attempt failed before the backend answered (the caller logged why): the failure
+ * is counted on the backend, and a balancer member is also out for `retry` seconds. With
+ * `replay` (nothing of the request went out that could not be sent again) the next member
+ * takes the request (README "Balancers"), up to maxattempts; otherwise, or for a direct
+ * backend, the client gets `status`.
  */
-static void connect_failed(sg_conn *c, const char *why)
+static void attempt_failed(sg_conn *c, const char *why, bool replay, int status,
+                           const char *cause)
 {
     sg_upstream *u = &c->up;
     sg_lb_member *m = cur_member(c);
-    sg_conn_log_route(c, SG_LOG_ERROR, "connect to %s failed: %s%s", u->be->text, why,
-                      m ? "" : ", 503");
     if (u->fd >= 0) {
         ev_io_stop(loop_of(c), &u->rio);
         ev_io_stop(loop_of(c), &u->wio);
         close(u->fd);
         u->fd = -1;
     }
-    if (!m) {
-        if (cur_state(c)) {
-            cur_state(c)->failures++;
-            snprintf(cur_state(c)->last_error, sizeof cur_state(c)->last_error, "%s", why);
-        }
-        release_member(c);
-        sg_conn_error(c, 503, "connect failed");
+    if (m) {
+        sg_lb_fail(m, wall_now(c), why);
+    } else if (cur_state(c)) {
+        cur_state(c)->failures++;
+        snprintf(cur_state(c)->last_error, sizeof cur_state(c)->last_error, "%s", why);
+    }
+    release_member(c);
+    if (!m || !replay) {
+        sg_conn_error(c, status, cause);
         return;
     }
-    sg_lb_fail(m, wall_now(c), why);
-    release_member(c);
     if (u->attempts > u->bal->maxattempts) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s: %d attempts failed (maxattempts %d), 503",
-                          u->bal->name, u->attempts, u->bal->maxattempts);
-        sg_conn_error(c, 503, "connect failed");
+        sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s: %d attempts failed (maxattempts %d), %d",
+                          u->bal->name, u->attempts, u->bal->maxattempts, status);
+        sg_conn_error(c, status, cause);
         return;
     }
     connect_attempt(c);
+}
+
+/*
+ * Connect refused or timed out: nothing of the request reached this backend, so another
+ * balancer member may take it; the failed member is out for `retry` seconds.
+ */
+static void connect_failed(sg_conn *c, const char *why)
+{
+    sg_conn_log_route(c, SG_LOG_ERROR, "connect to %s failed: %s%s", c->up.be->text, why,
+                      cur_member(c) ? "" : ", 503");
+    attempt_failed(c, why, true, 503, "connect failed");
 }
 
 static void backend_stopped_reading(sg_conn *c, int err)
@@ -945,6 +974,13 @@ static void on_up_read(struct ev_loop *loop, ev_io *w, int revents)
     sg_conn_kick(c);
 }
 
+/* Request bytes the gateway holds and the backend has not taken yet. */
+static bool unsent(const sg_conn *c)
+{
+    const sg_upstream *u = &c->up;
+    return u->req.len || c->body.len || (c->spool_fd >= 0 && u->body_sent < u->body_len);
+}
+
 ev_tstamp sg_upstream_watch(sg_conn *c)
 {
     sg_upstream *u = &c->up;
@@ -953,9 +989,7 @@ ev_tstamp sg_upstream_watch(sg_conn *c)
         return 0;
     }
     bool want_write = u->phase == SG_UP_CONNECTING ||
-                      (u->phase == SG_UP_SENDING && !u->write_closed &&
-                       (u->req.len || c->body.len ||
-                        (c->spool_fd >= 0 && u->body_sent < u->body_len)));
+                      (u->phase == SG_UP_SENDING && !u->write_closed && unsent(c));
     bool room = sg_pipe_is_open(&c->pipe) ? sg_pipe_room(&c->pipe) > 0 : c->out.len < SG_OUT_MAX;
     bool want_read = u->phase != SG_UP_CONNECTING && (u->phase != SG_UP_RELAY || room);
     if (want_write)
@@ -975,15 +1009,42 @@ ev_tstamp sg_upstream_watch(sg_conn *c)
     return c->t_up + c->route->timeout;
 }
 
+/*
+ * The backend timed out before its response head. When the gateway was waiting on it (the
+ * request sent, or bytes it would not take) that is a failure of the backend, as nginx's
+ * proxy_next_upstream timeout has it: a hung application that accepts and never answers
+ * leaves the rotation like one that refuses connections. The request moves to another member
+ * only if no response byte came and no body byte went out: a body the backend may have acted
+ * on is never sent twice (nginx does not retry non-idempotent requests either).
+ */
+static void head_timeout(sg_conn *c)
+{
+    sg_upstream *u = &c->up;
+    bool blamed = u->phase == SG_UP_HEAD || (u->phase == SG_UP_SENDING && unsent(c));
+    bool replay = blamed && !u->got_bytes && u->body_sent == 0 && !u->write_closed &&
+                  !c->body_discard;
+    bool next = replay && cur_member(c) && u->attempts <= u->bal->maxattempts;
+    sg_conn_log_route(c, SG_LOG_ERROR, "backend %s sent no response head within %.3gs%s",
+                      u->be->text, c->route->timeout,
+                      next ? ", trying another member"
+                           : replay && cur_member(c) ? "" /* attempt_failed says 504 */
+                                                     : ", 504");
+    if (!blamed) { /* waiting for the client's body: not the backend's fault */
+        sg_conn_error(c, 504, "backend timeout");
+        return;
+    }
+    char why[64];
+    snprintf(why, sizeof why, "no response within %.3gs", c->route->timeout);
+    attempt_failed(c, why, replay, 504, "backend timeout");
+}
+
 void sg_upstream_timeout(sg_conn *c)
 {
     sg_upstream *u = &c->up;
     if (u->phase == SG_UP_CONNECTING) {
         connect_failed(c, "connect timed out");
     } else if (!c->response_started) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "backend sent no response head within %.3gs, 504",
-                          c->route->timeout);
-        sg_conn_error(c, 504, "backend timeout");
+        head_timeout(c);
     } else {
         sg_conn_log_route(c, SG_LOG_ERROR, "backend stalled for %.3gs mid-response, closing",
                           c->route->timeout);

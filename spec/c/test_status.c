@@ -676,8 +676,9 @@ static void fx_init(fixture *fx)
     b->lb.members[0].url = "scgi+unix:/run/api.sock";
     b->lb.members[0].loadfactor = 1;
 
-    /* routes: balancer, direct (ok), direct without path (in error), balancer again */
-    c->nroutes = 4;
+    /* routes: balancer, direct (ok), direct without path (in error), balancer again, and a
+     * second route to the first direct backend (sharing its state, as the registry does) */
+    c->nroutes = 5;
     c->routes = calloc(c->nroutes, sizeof *c->routes);
     sg_route *r = &c->routes[0];
     r->index = 1;
@@ -712,6 +713,13 @@ static void fx_init(fixture *fx)
     r->text = "balancer://api<script>/";
     r->be.kind = SG_PASS_BALANCER;
     r->balancer = &c->balancers[1];
+    r = &c->routes[4];
+    r->index = 5;
+    r->path = "/files/";
+    r->text = "scgi://127.0.0.1:5000/";
+    r->be.kind = SG_PASS_TCP;
+    r->be.text = "scgi://127.0.0.1:5000/";
+    r->st = sg_member_state_ref(c->routes[1].st);
 
     fx->view.stats = &fx->stats;
     fx->view.cfg = c;
@@ -862,27 +870,36 @@ static void test_json(void)
     CHECK_STR(jstr(JGET(api, "members", "scgi+unix:/run/api.sock", "state")), "ok");
     CHECK_STR(jnum(JGET(api, "members", "scgi+unix:/run/api.sock", "requests")), "0");
 
-    /* routes: in order, balancer by name or direct backend keyed by its URL */
+    /* routes: in order, naming their balancer or their direct backend's URL */
     CHECK_STR(jnum(JGET(s, "routes", "#0", "index")), "1");
     CHECK_STR(jstr(JGET(s, "routes", "#0", "path")), "/app/");
     CHECK_STR(jstr(JGET(s, "routes", "#0", "pass")), "balancer://web/");
     CHECK_STR(jstr(JGET(s, "routes", "#0", "balancer")), "web");
     CHECK(JGET(s, "routes", "#0", "backend") == NULL, "balancer route with a backend");
-    const char *d = JGET(s, "routes", "#1", "backend", "scgi://127.0.0.1:5000/");
+    CHECK_STR(jstr(JGET(s, "routes", "#1", "backend")), "scgi://127.0.0.1:5000/");
+    CHECK(JGET(s, "routes", "#1", "balancer") == NULL, "direct route with a balancer");
+    CHECK(jnull(JGET(s, "routes", "#2", "path")), "match-only route: path null");
+    CHECK_STR(jstr(JGET(s, "routes", "#2", "backend")), "scgi+unix:/run/\"odd\".sock");
+    CHECK_STR(jstr(JGET(s, "routes", "#3", "balancer")), "api<script>");
+    CHECK_STR(jstr(JGET(s, "routes", "#4", "backend")), "scgi://127.0.0.1:5000/");
+    CHECK(JGET(s, "routes", "#5") == NULL, "extra route");
+
+    /* direct backends: one entry per URL, listing the routes that share its counters */
+    const char *d = JGET(s, "backends", "scgi://127.0.0.1:5000/");
     CHECK(d != NULL, "direct backend missing");
+    CHECK_STR(jnum(JGET(d, "routes", "#0")), "2");
+    CHECK_STR(jnum(JGET(d, "routes", "#1")), "5");
+    CHECK(JGET(d, "routes", "#2") == NULL, "a route listed that does not use the backend");
     CHECK_STR(jstr(JGET(d, "state")), "ok");
     CHECK_STR(jnum(JGET(d, "requests")), "42");
     CHECK_STR(jnum(JGET(d, "bytes_to")), "10");
     CHECK_STR(jnum(JGET(d, "bytes_from")), "20");
-    CHECK(JGET(s, "routes", "#1", "balancer") == NULL, "direct route with a balancer");
-    CHECK(jnull(JGET(s, "routes", "#2", "path")), "match-only route: path null");
-    d = JGET(s, "routes", "#2", "backend", "scgi+unix:/run/\"odd\".sock");
+    d = JGET(s, "backends", "scgi+unix:/run/\"odd\".sock");
     CHECK(d != NULL, "escaped direct backend key missing");
+    CHECK_STR(jnum(JGET(d, "routes", "#0")), "3");
     CHECK_STR(jstr(JGET(d, "state")), "error");
     CHECK_STR(jnum(JGET(d, "error_seconds_left")), "1");
     CHECK_STR(jstr(JGET(d, "last_error")), "connect: refused");
-    CHECK_STR(jstr(JGET(s, "routes", "#3", "balancer")), "api<script>");
-    CHECK(JGET(s, "routes", "#4") == NULL, "extra route");
     CHECK(n > 0 && s[n - 1] == '\n', "JSON ends with a newline");
     free(s);
 
@@ -978,14 +995,24 @@ static void test_prometheus(void)
     CHECK(prom_get(s, "scgi_lua_member_up{balancer=\"api<script>\","
                       "member=\"scgi+unix:/run/api.sock\"}") == 1,
           "api member");
-    CHECK(prom_get(s, "scgi_lua_member_requests_total{route=\"2\","
-                      "member=\"scgi://127.0.0.1:5000/\"}") == 42,
+    /* a direct backend: one series per URL, whichever routes share it */
+    CHECK(prom_get(s, "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}") ==
+              42,
           "direct backend requests");
-    CHECK(prom_get(s, "scgi_lua_member_up{route=\"3\","
-                      "member=\"scgi+unix:/run/\\\"odd\\\".sock\"}") == 0,
+    const char *first = strstr(s, "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}");
+    CHECK(first && !strstr(first + 1, "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}"),
+          "the shared backend has more than one series");
+    CHECK(prom_get(s, "scgi_lua_member_up{member=\"scgi+unix:/run/\\\"odd\\\".sock\"}") == 0,
           "direct backend in error");
-    CHECK(strstr(s, "route=\"1\"") == NULL && strstr(s, "route=\"4\"") == NULL,
-          "balancer routes have no direct backend samples");
+    /* which route uses what */
+    CHECK(prom_get(s, "scgi_lua_route_info{route=\"1\",path=\"/app/\",balancer=\"web\"}") == 1,
+          "route info of a balancer route");
+    CHECK(prom_get(s, "scgi_lua_route_info{route=\"5\",path=\"/files/\","
+                      "member=\"scgi://127.0.0.1:5000/\"}") == 1,
+          "route info of a direct route");
+    CHECK(prom_get(s, "scgi_lua_route_info{route=\"3\",path=\"\","
+                      "member=\"scgi+unix:/run/\\\"odd\\\".sock\"}") == 1,
+          "route info of a match-only route");
     CHECK(strstr(s, "scgi_lua_build_info{version=\"" SG_VERSION "\"} 1\n") != NULL, "info");
     free(s);
 
@@ -1036,6 +1063,12 @@ static void test_html(void)
     CHECK(strstr(s, "<td>9876543210</td>") != NULL, "bytes from");
     CHECK(strstr(s, "4 s ago") != NULL, "last check");
     CHECK(strstr(s, "<h2>Direct backends</h2>") != NULL, "direct backends table");
+    const char *drow = strstr(s, "<tr><td class=\"url\">scgi://127.0.0.1:5000/</td>");
+    CHECK(drow != NULL, "shared direct backend row");
+    const char *routes = drow ? strstr(drow, "2&nbsp;/scgi-bin/, 5&nbsp;/files/</td>") : NULL;
+    CHECK(routes && routes < strstr(drow, "</tr>"), "the row names both routes");
+    CHECK(drow && !strstr(drow + 5, "<td class=\"url\">scgi://127.0.0.1:5000/</td>"),
+          "the shared backend has two rows");
     /* tags balance (the page has no void elements besides <meta>) */
     int open = 0, close = 0;
     for (const char *p = s; (p = strchr(p, '<')); p++) {
@@ -1063,7 +1096,7 @@ static void test_empty(void)
         size_t n;
         char *s = render(&v, SG_STATUS_JSON, &n);
         CHECK(json_validate(s, n, NULL) == NULL, "empty JSON invalid: %s", s);
-        CHECK(strstr(s, "\"balancers\":{},\"routes\":[]}") != NULL, "empty lists: %s", s);
+        CHECK(strstr(s, "\"balancers\":{},\"backends\":{},\"routes\":[]}") != NULL, "empty lists: %s", s);
         CHECK_STR(jnum(JGET(s, "uptime_seconds")), "0");
         CHECK_STR(jstr(JGET(s, "version")), SG_VERSION);
         free(s);

@@ -585,3 +585,137 @@ return {
     end)
   end)
 end)
+
+-- A member that accepts connections and never answers (a hung application): its first backend
+-- timeout before any response byte counts as its failure, as a refused connect does (out for
+-- `retry` seconds, one log line, "error" in the status endpoint), and the request, which had
+-- sent no body byte, goes to another member. A hung member is a port that listens (the kernel
+-- completes the handshake and takes the request bytes) but whose socket nobody accepts from.
+describe("balancers: a member that accepts but never answers #integration", function()
+  local gw, REL
+  local hung = {}  -- name -> { sock, port, url }
+  local good = {}  -- name -> backend
+
+  local function listen_only()
+    local s = assert(socket.bind("127.0.0.1", 0))
+    assert(fcntl.fcntl(s:getfd(), fcntl.F_SETFD, fcntl.FD_CLOEXEC))
+    local _, port = s:getsockname()
+    return { sock = s, port = tonumber(port), url = "scgi://127.0.0.1:" .. port }
+  end
+
+  lazy_setup(function()
+    REL = helpers.temp_dir "balancer-hung"
+    for _, n in ipairs { "seq", "load", "post", "direct" } do hung[n] = listen_only() end
+    for _, n in ipairs { "SEQ", "LOAD", "POST" } do
+      good[n] = helpers.scgi_backend { handler = app(n, REL) }
+    end
+    gw = helpers.start_gateway(string.format([[
+return {
+  access_log = false,
+  log_level = "info",
+  timeouts = { backend = 1, connect = 2 },
+  status = { path = "/status", allow = { "127.0.0.1" } },
+  balancers = {
+    seq = { members = { { url = %q, retry = 30 }, %q } },
+    load = { members = { { url = %q, retry = 30 }, %q } },
+    post = { members = { { url = %q, retry = 30 }, %q } },
+  },
+  routes = {
+    { path = "/seq/", pass = "balancer://seq/" },
+    { path = "/load/", pass = "balancer://load/" },
+    { path = "/post/", pass = "balancer://post/" },
+    { path = "/direct/", pass = %q },
+  },
+}]], hung.seq.url, good.SEQ.url, hung.load.url, good.LOAD.url, hung.post.url, good.POST.url,
+      hung.direct.url .. "/"))
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop() end
+    for _, b in pairs(good) do b:stop() end
+    for _, h in pairs(hung) do h.sock:close() end
+  end)
+
+  -- The value of the Prometheus sample `name{labels}` (labels: exact text inside the braces).
+  local function metric(name, labels)
+    local text = assert(gw:request { path = "/status?format=prometheus", timeout = 5 }).body
+    local prefix = name .. "{" .. labels .. "} "
+    for line in text:gmatch "[^\n]+" do
+      if line:sub(1, #prefix) == prefix then return tonumber(line:sub(#prefix + 1)) end
+    end
+    error("no sample " .. prefix .. " in:\n" .. text)
+  end
+
+  local function member(bal, url) return string.format('balancer="%s",member="%s"', bal, url) end
+
+  local function timeout_lines(port, mark)
+    local n = 0
+    for line in gw:log():sub(mark + 1):gmatch "[^\n]+" do
+      if line:find("no response", 1, true) and line:find("127%.0%.0%.1:" .. port .. "%f[^%d]") then
+        n = n + 1
+      end
+    end
+    return n
+  end
+
+  it("fails over after timeouts.backend and keeps the member out for `retry` seconds", function()
+    local mark = gw:log_mark()
+    for i = 1, 6 do
+      local res = assert(gw:request { path = "/seq/r" .. i, timeout = 10 })
+      assert.equal(200, res.status, "request " .. i .. ": " .. res.body)
+      assert.equal("SEQ", res.headers["x-backend"])
+    end
+    -- only the first request waited on it
+    assert.equal(1, metric("scgi_lua_member_requests_total", member("seq", hung.seq.url)))
+    assert.equal(1, metric("scgi_lua_member_failures_total", member("seq", hung.seq.url)))
+    assert.equal(0, metric("scgi_lua_member_up", member("seq", hung.seq.url)))
+    assert.equal(1, timeout_lines(hung.seq.port, mark), gw:log():sub(mark + 1))
+    local json = assert(gw:request { path = "/status", timeout = 5 }).body
+    local entry = json:match('"' .. hung.seq.url:gsub("%p", "%%%0") .. '":(%b{})')
+    assert.truthy(entry, json)
+    assert.matches('"state":"error"', entry)
+    assert.matches('"last_error":"[^"]*no response', entry)
+  end)
+
+  it("moves concurrent requests off the hung member; none waits on it afterwards", function()
+    local conns = {}
+    for i = 1, 4 do
+      conns[i] = assert(gw:connect(nil, { timeout = 10 }))
+      assert(conns[i]:send(helpers.build_request({ path = "/load/c" .. i }, gw:host_header())))
+    end
+    for i, c in ipairs(conns) do
+      local res = assert(c:read_response { timeout = 10 })
+      c:close()
+      assert.equal(200, res.status, "request " .. i .. ": " .. res.body)
+      assert.equal("LOAD", res.headers["x-backend"])
+    end
+    local tried = metric("scgi_lua_member_requests_total", member("load", hung.load.url))
+    assert.is_true(tried >= 1 and tried <= 4, "hung member tried " .. tried .. " times")
+    assert.equal(tried, metric("scgi_lua_member_failures_total", member("load", hung.load.url)))
+    local t0 = helpers.now()
+    for i = 1, 4 do
+      local res = assert(gw:request { path = "/load/after" .. i, timeout = 10 })
+      assert.equal(200, res.status)
+    end
+    assert.equal(tried, metric("scgi_lua_member_requests_total", member("load", hung.load.url)))
+    assert.is_true(helpers.now() - t0 < 4, "requests still waited on the hung member")
+  end)
+
+  it("a request whose body was sent is not replayed: 504, and the member is out", function()
+    local res = assert(gw:request { method = "POST", path = "/post/p1", body = "x=1",
+                                    timeout = 10 })
+    assert.equal(504, res.status, res.body)
+    assert.equal(0, good.POST:count(), "the POST was sent a second time")
+    assert.equal(1, metric("scgi_lua_member_failures_total", member("post", hung.post.url)))
+    res = assert(gw:request { method = "POST", path = "/post/p2", body = "x=2", timeout = 10 })
+    assert.equal(200, res.status)
+    assert.equal("POST", res.headers["x-backend"])
+  end)
+
+  it("a direct backend's timeout is a 504 counted as its failure", function()
+    local res = assert(gw:request { path = "/direct/x", timeout = 10 })
+    assert.equal(504, res.status)
+    assert.equal(1, metric("scgi_lua_member_failures_total",
+                           string.format('member="%s/"', hung.direct.url)))
+  end)
+end)

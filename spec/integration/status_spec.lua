@@ -384,6 +384,7 @@ describe("status endpoint #integration #status", function()
         { path = "/pool/", pass = "balancer://pool/" },
         { path = "/flaky/", pass = "balancer://flaky/" },
         { path = "/refused/", pass = url_refused .. "/" },
+        { path = "/shared/", pass = c.url },
       },
     }
   end)
@@ -426,12 +427,21 @@ describe("status endpoint #integration #status", function()
     return e
   end
 
+  -- A route's direct backend: the route names it by URL, and its one entry under `backends`
+  -- (one per backend URL, whichever routes share it) lists the route.
   local function direct_backend(doc, index, url)
     assert.is_table(doc.routes)
     local r = doc.routes[index]
     assert.is_table(r, "no routes[" .. index .. "]")
     assert.equal(index, r.index)
-    return by_url(r.backend, url)
+    assert.is_string(r.backend)
+    assert.equal((url:gsub("/$", "")), (r.backend:gsub("/$", "")))
+    local e = by_url(doc.backends, url)
+    assert.is_table(e.routes)
+    local listed = false
+    for _, i in ipairs(e.routes) do listed = listed or i == index end
+    assert.is_true(listed, "backends[" .. url .. "].routes does not list route " .. index)
+    return e
   end
 
   local function check_backend_fields(e)
@@ -515,6 +525,48 @@ describe("status endpoint #integration #status", function()
     assert.equal("/direct/", doc.routes[1].path)
     -- a balancer route names its balancer instead
     assert.equal("pool", doc.routes[2].balancer)
+  end)
+
+  it("one row per direct backend URL, naming every route that passes to it", function()
+    -- routes 1 and 5 pass to the same backend: its counters are the backend's, shown once
+    local before = status_json()
+    local e0 = direct_backend(before, 1, c.url)
+    for _ = 1, 3 do assert.equal(200, get("/direct/shared").status) end
+    local doc = status_json()
+    local e = direct_backend(doc, 5, c.url)
+    assert.same(e, direct_backend(doc, 1, c.url))
+    assert.same({ 1, 5 }, e.routes)
+    assert.equal(3, e.requests - e0.requests)
+    local n = 0
+    for url in pairs(doc.backends) do
+      if url:gsub("/$", "") == c.url:gsub("/$", "") then n = n + 1 end
+    end
+    assert.equal(1, n, "the shared backend is listed more than once")
+    -- Prometheus: one series per backend, labelled by its URL alone, with the same count
+    local parsed, text = prometheus()
+    local count = 0
+    for line in text:gmatch "[^\n]+" do
+      if line:find("scgi_lua_member_requests_total{", 1, true) and line:find(c.url, 1, true) then
+        count = count + 1
+      end
+    end
+    assert.equal(1, count, text)
+    assert.equal(e.requests, sample(parsed, "scgi_lua_member_requests_total", { member = c.url }))
+    -- which backend each route uses is in scgi_lua_route_info
+    assert.equal(1, sample(parsed, "scgi_lua_route_info",
+                           { route = "5", path = "/shared/", member = c.url }))
+    assert.equal(1, sample(parsed, "scgi_lua_route_info",
+                           { route = "2", path = "/pool/", balancer = "pool" }))
+    -- HTML: one row for the backend, naming both routes
+    local html = get("/status?format=html").body
+    local rows = 0
+    for row in html:gmatch "<tr>(.-)</tr>" do
+      if row:find(c.url, 1, true) then
+        rows = rows + 1
+        assert.truthy(row:find("/direct/", 1, true) and row:find("/shared/", 1, true), row)
+      end
+    end
+    assert.equal(1, rows, html)
   end)
 
   it("a member that refuses connections shows failures and last_error", function()
