@@ -4,13 +4,13 @@
 -- the end of the spec file that started it, and a gateway's log is printed when a test failed
 -- while it ran. See spec/integration/helpers_spec.lua for usage.
 
-local socket = require "socket"
 local stat = require "posix.sys.stat"
 local proc = require "spec.helpers.proc"
 local http = require "spec.helpers.http_client"
 local scgi = require "spec.helpers.scgi"
 local serialize = require "spec.helpers.serialize"
 local data = require "spec.helpers.data"
+local ports = require "spec.helpers.ports"
 
 local helpers = {}
 
@@ -25,6 +25,18 @@ helpers.scgi = scgi
 helpers.blob = data.blob
 helpers.proc = proc
 helpers.failures = 0
+
+-- A sanitized build (make SANITIZE=1) runs several times slower and keeps freed memory in a
+-- quarantine: specs scale the upper bounds of their time checks with helpers.slack() and
+-- skip RSS checks. SCGI_LUA_TIME_SCALE overrides the factor (e.g. on a slow CI machine).
+helpers.sanitized = (proc.read_file(helpers.bin) or ""):find("__asan_init", 1, true) ~= nil
+helpers.time_scale = tonumber(os.getenv "SCGI_LUA_TIME_SCALE" or "") or (helpers.sanitized and 3 or 1)
+
+--- `seconds` as an upper bound or a deadline: scaled by helpers.time_scale. Only for "took
+-- at most" checks and waits; a lower bound (a timeout fired too early) is never scaled.
+function helpers.slack(seconds)
+  return seconds * helpers.time_scale
+end
 
 ---------------------------------------------------------------------------------------------
 -- Process registry: everything started in a spec file dies at the end of that file.
@@ -66,12 +78,12 @@ end
 
 ---------------------------------------------------------------------------------------------
 
---- A TCP port that was free a moment ago (bind 127.0.0.1:0, read it, close).
+--- A TCP port for a gateway or server this spec starts: claimed for this process until it
+-- exits (no other spec process, backend or outgoing connection can take it meanwhile), and
+-- free when handed out. The one way specs get a port; see spec/helpers/ports.lua for why
+-- "bind port 0, read, close" is not enough. `host`: check that it is free on that address.
 function helpers.free_port(host)
-  local s = assert(socket.bind(host or "127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
+  return ports.take(host)
 end
 
 --- Can we connect to addr ({host, port} or {unix})? Closes the probe at once.

@@ -96,6 +96,45 @@ function _M.rm_rf(path)
   end
 end
 
+--- Open descriptors of process `pid`: a map fd number -> what it points to (readlink of
+-- /proc/<pid>/fd/<n>: a path, "socket:[ino]", "pipe:[ino]", "anon_inode:[eventpoll]"...).
+-- A descriptor closed while the directory is read is left out.
+local readlink -- luaposix 33's readlink fails on /proc links (they report a size of 64)
+do
+  local ok, ffi = pcall(require, "ffi")
+  if ok then
+    pcall(ffi.cdef, "long readlink(const char *path, char *buf, size_t size);")
+    local buf = ffi.new("char[4096]")
+    readlink = function(path)
+      local n = tonumber(ffi.C.readlink(path, buf, 4096))
+      if n < 0 then return nil end
+      return ffi.string(buf, n)
+    end
+  else
+    readlink = function(path) return (unistd.readlink(path)) end
+  end
+end
+
+function _M.fd_targets(pid)
+  local out = {}
+  for _, n in ipairs(_M.list_dir("/proc/" .. pid .. "/fd")) do
+    local target = readlink("/proc/" .. pid .. "/fd/" .. n)
+    if target then out[tonumber(n)] = target end
+  end
+  return out
+end
+
+--- The pipes process `pid` has open: a set of pipe inode numbers (both ends of one pipe
+-- share an inode, so one pipe counts once).
+function _M.pipes(pid)
+  local out = {}
+  for _, t in pairs(_M.fd_targets(pid)) do
+    local ino = t:match "^pipe:%[(%d+)%]$"
+    if ino then out[ino] = true end
+  end
+  return out
+end
+
 --- Absolute path of the repository root (two levels above this file).
 function _M.repo_root()
   local src = debug.getinfo(1, "S").source:sub(2)

@@ -288,23 +288,24 @@ return {
       local t0 = helpers.now()
       local seq = batch(10, "/deadmember/x")
       local elapsed = helpers.now() - t0
-      assert.is_true(elapsed < 1.8, "10 requests took " .. elapsed .. " s: cannot check a 2 s window")
       assert.same({ DM1 = 10 }, tally(seq))
-      assert.truthy(gw:wait_log("127%.0%.0%.1:" .. port, 3, { from = mark }),
+      assert.truthy(gw:wait_log("127%.0%.0%.1:" .. port, helpers.slack(3), { from = mark }),
                     "no log line for the dead member:\n" .. gw:log():sub(mark + 1))
-      assert.equal(1, connect_failures(port, mark),
-                   "connect failures logged within the retry window:\n" .. gw:log():sub(mark + 1))
+      -- one try (and one logged failure) per 2 s window the batch took: 1 unless it was slow
+      local n1 = connect_failures(port, mark)
+      assert.is_true(n1 >= 1 and n1 <= 1 + math.floor(elapsed / 2), n1 .. " connect failures " ..
+                     "logged in " .. elapsed .. " s (retry = 2):\n" .. gw:log():sub(mark + 1))
       -- after the retry window it is tried again (and fails again, logged once more)
       local t2 = helpers.poll(function()
         local res = get("/deadmember/x")
         assert.equal(200, res.status, res.body)
         assert.equal("DM1", who(res))
-        if connect_failures(port, mark) >= 2 then return helpers.now() end
-      end, 8, 0.1)
+        if connect_failures(port, mark) >= n1 + 1 then return helpers.now() end
+      end, helpers.slack(8), 0.1)
       assert.truthy(t2, "the dead member was never tried again after its 2 s retry:\n"
                         .. gw:log():sub(mark + 1))
       assert.is_true(t2 - t0 >= 1.9, "tried again after only " .. (t2 - t0) .. " s (retry = 2)")
-      assert.equal(2, connect_failures(port, mark))
+      assert.equal(n1 + 1, connect_failures(port, mark))
     end)
 
     it("all members dead → 503 with a log line; the next request tries them again", function()

@@ -34,6 +34,31 @@ describe("spec helpers #helpers", function()
     s:close()
   end)
 
+  it("free_port claims its port: no other spec process gets it, no bind(0) or connect() either", function()
+    local ports = require "spec.helpers.ports"
+    local p = helpers.free_port()
+    assert.is_true(p >= ports.lo and p <= ports.hi, p .. " outside " .. ports.lo .. ".." .. ports.hi)
+    local f = io.open "/proc/sys/net/ipv4/ip_local_port_range"
+    local eph = tonumber(f:read("*a"):match "%d+")
+    f:close()
+    assert.is_true(p < eph, "port " .. p .. " is in the ephemeral range from " .. eph)
+    -- another process asking for ports never gets this one while we live
+    local code, out = helpers.proc.run({ helpers.luajit, "-e", string.format([[
+      package.path = "./?.lua;./?/init.lua;" .. package.path
+      local ports = require "spec.helpers.ports"
+      local seen = {}
+      for _ = 1, 200 do seen[ports.take()] = true end
+      local claimed = ports.claimed_elsewhere(%d)
+      print(seen[%d] and "GOT-IT" or "not-given", claimed and "claimed" or "unclaimed")]], p, p) },
+      { cwd = helpers.root })
+    assert.equal(0, code, out)
+    assert.matches("not%-given%s+claimed", out)
+    -- and this process does not hand it out twice
+    local again = {}
+    for _ = 1, 50 do again[helpers.free_port()] = true end
+    assert.is_nil(again[p], "free_port handed out " .. p .. " twice")
+  end)
+
   it("scgi.parse_head and decode_pairs", function()
     local st, payload, raw, rest = scgi.parse_head("5:A\0b\0\0,tail")
     assert.equal("done", st)

@@ -270,7 +270,7 @@ describe("internal redirect #integration", function()
       assert.equal(200, res.status)
       assert.equal("B", res.headers["x-backend"])
       assert.equal("/b/after-endless", env_of(res).REQUEST_URI)
-      assert.is_true(helpers.now() - t0 < 3, "the redirect waited for the first body")
+      assert.is_true(helpers.now() - t0 < helpers.slack(3), "the redirect waited for the first body")
       local rec = helpers.poll(function()
         local r = records(A, "/app/endless")[n0 + 1]
         if r and r.send_error then return r end

@@ -1,5 +1,7 @@
 -- Issue "Hardening": a black-box scenario under valgrind shows no leak, no memcheck error
 -- and no descriptor left open (spec/tools/valgrind-run.sh does the work and the counting).
+local helpers = require "spec.helpers"
+
 describe("the gateway under valgrind #integration", function()
   it("leaks nothing and closes every descriptor after mixed traffic, a reload and SIGTERM", function()
     if os.execute("command -v valgrind >/dev/null 2>&1") ~= 0 then
@@ -13,7 +15,8 @@ describe("the gateway under valgrind #integration", function()
       pending("the binary is built with ASan (SANITIZE=1), which cannot run under valgrind")
       return
     end
-    local p = assert(io.popen("sh spec/tools/valgrind-run.sh 200 2>&1"))
+    local ports = helpers.free_port() .. " " .. helpers.free_port()
+    local p = assert(io.popen("SCGI_LUA_SPEC_PORTS='" .. ports .. "' sh spec/tools/valgrind-run.sh 200 2>&1"))
     local out = p:read("*a")
     p:close()
     local leaked, errors, fds = out:match("valgrind: leaked=(%d+) errors=(%d+) fds=(%d+) exit=0")
