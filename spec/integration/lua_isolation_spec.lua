@@ -1,0 +1,183 @@
+-- Lua isolation (README "Lua hooks", man page scgi-lua(8) LIMITS): whatever a hook does to the
+-- values it is handed or to the globals of the config state, the gateway answers with the
+-- right status and keeps serving; the hook budget cannot be caught from inside the sandbox.
+
+local helpers = require "spec.helpers"
+local socket = require "socket"
+local fcntl = require "posix.fcntl"
+
+-- A port that refuses connections for the life of the test (bound, never listening).
+local function reserve_port()
+  local s = assert(socket.tcp())
+  assert(s:bind("127.0.0.1", 0))
+  assert(fcntl.fcntl(s:getfd(), fcntl.F_SETFD, fcntl.FD_CLOEXEC))
+  local _, port = s:getsockname()
+  return tonumber(port), s
+end
+
+local function get(gw, path, headers, timeout)
+  return gw:request { path = path, headers = headers, timeout = timeout or 10 }
+end
+
+---------------------------------------------------------------------------------------------
+describe("lua isolation: balancer methods that edit their arguments #integration", function()
+  local gw, good, held
+
+  lazy_setup(function()
+    good = helpers.scgi_backend()
+    local dead
+    dead, held = reserve_port()
+    gw = helpers.start_gateway(string.format([[
+      return {
+        workers = 1,
+        access_log = false,
+        timeouts = { connect = 2, backend = 5 },
+        balancers = {
+          prune = {
+            members = { { url = "scgi://127.0.0.1:%d", retry = 60 }, %q },
+            method = function(members, req)
+              for i = #members, 1, -1 do
+                if not members[i].usable then table.remove(members, i) end
+              end
+              return members[1]
+            end,
+          },
+          hostile = {
+            members = { %q },
+            method = function(members, req)
+              local m = members[1]
+              if req.headers["x-arm"] then
+                m.busy, m.requests, m.usable = nil, nil, nil
+                setmetatable(m, { __newindex = function() error("no writes here") end })
+                setmetatable(members, { __newindex = function() error("nor here") end })
+              end
+              return m
+            end,
+          },
+          foreign = {
+            members = { %q },
+            method = function(members, req) return { url = "scgi://127.0.0.1:1" } end,
+          },
+        },
+        routes = {
+          { path = "/prune/", pass = "balancer://prune" },
+          { path = "/hostile/", pass = "balancer://hostile" },
+          { path = "/foreign/", pass = "balancer://foreign" },
+        },
+      }]], dead, good.url, good.url, good.url))
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop() end
+    if good then good:stop() end
+    if held then held:close() end
+  end)
+
+  it("a method that table.remove()s unusable members gets the healthy one, every time", function()
+    for i = 1, 4 do
+      local res, err = get(gw, "/prune/" .. i)
+      assert.truthy(res, "request " .. i .. ": " .. tostring(err) .. "\n" .. gw:log())
+      assert.equal(200, res.status, "request " .. i .. ": " .. tostring(res.body))
+    end
+    assert.is_true(gw:alive())
+    assert.falsy(gw:log():find("PANIC", 1, true))
+  end)
+
+  it("a method that puts metatables on members and the members list → still served", function()
+    for i = 1, 3 do
+      local res, err = get(gw, "/hostile/" .. i, { ["X-Arm"] = "1" })
+      assert.truthy(res, tostring(err) .. "\n" .. gw:log())
+      assert.equal(200, res.status, res.body)
+    end
+    assert.is_true(gw:alive())
+  end)
+
+  it("a method returning a table that is not a member → 500 and one log line", function()
+    local mark = gw:log_mark()
+    local res = assert(get(gw, "/foreign/x"))
+    assert.equal(500, res.status)
+    assert.truthy(gw:wait_log("not one of its members", 3, { from = mark, plain = true }))
+    assert.is_true(gw:alive())
+  end)
+end)
+
+---------------------------------------------------------------------------------------------
+describe("lua isolation: hooks that clobber globals #integration", function()
+  local gw, be
+
+  lazy_setup(function()
+    be = helpers.scgi_backend()
+    gw = helpers.start_gateway(([[
+      return {
+        workers = 1,
+        access_log = false,
+        routes = {
+          { path = "/clobber/", pass = "$B", access = function(req) string = nil end },
+          { path = "/clobber2/", pass = "$B", access = function(req) string = { find = 42 } end },
+          { path = "/m/", match = "^/m/%d+$", pass = "$B" },
+          { path = "/", pass = "$B" },
+        },
+      }]]):gsub("%$B", be.url), nil)
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop() end
+    if be then be:stop() end
+  end)
+
+  it("a hook that assigns the global string does not break string-match routes", function()
+    for _, clobber in ipairs { "/clobber/x", "/clobber2/x" } do
+      local res = assert(get(gw, clobber))
+      assert.equal(200, res.status)
+      res = assert(get(gw, "/m/12"), gw:log())
+      assert.equal(200, res.status, res.body)
+      assert.equal("/m/12", be:last_request().env.REQUEST_URI)
+    end
+    assert.is_true(gw:alive())
+  end)
+end)
+
+---------------------------------------------------------------------------------------------
+describe("lua isolation: the hook budget #integration", function()
+  local gw, be
+
+  lazy_setup(function()
+    be = helpers.scgi_backend()
+    gw = helpers.start_gateway(([[
+      return {
+        workers = 1,
+        access_log = false,
+        limits = { hook_time = 0.2 },
+        routes = {
+          { path = "/catch/", pass = "$B", access = function(req)
+              repeat local ok = pcall(function() while true do end end) until ok
+            end },
+          { path = "/xcatch/", pass = "$B", access = function(req)
+              while true do xpcall(function() while true do end end, function(e) return e end) end
+            end },
+          { path = "/", pass = "$B" },
+        },
+      }]]):gsub("%$B", be.url), nil)
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop() end
+    if be then be:stop() end
+  end)
+
+  it("a hook that pcall()s the budget error in a loop still gets a 500", function()
+    for _, path in ipairs { "/catch/x", "/xcatch/x" } do
+      local mark = gw:log_mark()
+      local t0 = socket.gettime()
+      local res, err = get(gw, path, nil, 15)
+      local took = socket.gettime() - t0
+      assert.truthy(res, path .. ": " .. tostring(err))
+      assert.equal(500, res.status)
+      assert.is_true(took < 0.2 + 5, path .. " took " .. took .. " s")
+      assert.truthy(gw:wait_log("limits.hook_time", 3, { from = mark, plain = true }))
+      res = assert(get(gw, "/ok"))
+      assert.equal(200, res.status)
+    end
+    assert.is_true(gw:alive())
+  end)
+end)
