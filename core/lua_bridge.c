@@ -54,6 +54,24 @@ static const char BUDGET_KEY = 0; /* registry key: lightuserdata -> the sg_confi
  * states because compiled code never calls count hooks; the interpreter is fast enough
  * for routing policy, and a runaway hook costs one request instead of the whole server.
  */
+#define SG_BUDGET_COUNT 1000
+
+static void on_budget(lua_State *L, lua_Debug *ar);
+
+/*
+ * Once tripped the budget is sticky: the deadline stays passed, the memory limit drops to
+ * zero (so a collection cannot un-trip it) and the hook fires on every instruction, so a
+ * pcall inside the sandbox that catches the error can run at most one instruction before
+ * it is raised again; it ends only when the hook is back in C (budget_disarm).
+ */
+static void budget_trip(lua_State *L, sg_config *cfg, bool memory)
+{
+    if (memory)
+        cfg->hook_memory_kb = 0;
+    if (lua_gethookcount(L) != 1)
+        lua_sethook(L, on_budget, LUA_MASKCOUNT, 1);
+}
+
 static void on_budget(lua_State *L, lua_Debug *ar)
 {
     SG_UNUSED(ar);
@@ -64,12 +82,14 @@ static void on_budget(lua_State *L, lua_Debug *ar)
     if (!cfg || cfg->hook_deadline == 0)
         return;
     if (mono_now() > cfg->hook_deadline) {
+        budget_trip(L, cfg, false);
         if (cfg->loading)
             luaL_error(L, "the configuration ran longer than %d s (a loop that never ends?)",
                        SG_LOAD_TIME);
         luaL_error(L, "hook ran longer than limits.hook_time (%.3g s)", cfg->limits.hook_time);
     }
     if ((size_t)lua_gc(L, LUA_GCCOUNT, 0) > cfg->hook_memory_kb) {
+        budget_trip(L, cfg, true);
         if (cfg->loading)
             luaL_error(L, "the configuration made the Lua heap exceed %d MiB", SG_LOAD_MEMORY_MB);
         luaL_error(L, "hook made the Lua heap exceed limits.lua_memory (%zu bytes)",
@@ -81,7 +101,7 @@ static void on_budget(lua_State *L, lua_Debug *ar)
  * dispatch table, a few hundred instructions per call); only the deadline comes and goes. */
 static void budget_install(sg_config *cfg)
 {
-    lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, 1000);
+    lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, SG_BUDGET_COUNT);
 }
 
 static void budget_arm(sg_config *cfg, double seconds, size_t memory_bytes)
@@ -93,6 +113,8 @@ static void budget_arm(sg_config *cfg, double seconds, size_t memory_bytes)
 static void budget_disarm(sg_config *cfg)
 {
     cfg->hook_deadline = 0;
+    if (lua_gethookcount(cfg->L) != SG_BUDGET_COUNT)
+        budget_install(cfg); /* only after a trip */
 }
 
 static const char TRACEBACK_KEY = 0; /* registry key: lightuserdata -> traceback() */
