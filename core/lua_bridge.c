@@ -152,9 +152,13 @@ static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
 {
     budget_arm(cfg, cfg->limits.hook_time, cfg->limits.lua_memory);
     int rc = pcall_traceback(cfg->L, nargs, nres, err);
+    bool memory_tripped = cfg->hook_memory_kb == 0; /* see budget_trip */
     budget_disarm(cfg);
-    if (rc != SG_OK)
-        lua_gc(cfg->L, LUA_GCCOLLECT, 0); /* give back what a runaway hook piled up */
+    /* A failing hook costs only itself: a full collection walks the whole heap (the
+     * config's data included), so a client that makes hooks fail could buy that per
+     * request. Only when the heap limit was the cause is it worth giving memory back. */
+    if (rc != SG_OK && memory_tripped)
+        lua_gc(cfg->L, LUA_GCCOLLECT, 0);
     return rc;
 }
 

@@ -181,3 +181,61 @@ describe("lua isolation: the hook budget #integration", function()
     assert.is_true(gw:alive())
   end)
 end)
+
+---------------------------------------------------------------------------------------------
+describe("lua isolation: failing hooks are cheap #integration", function()
+  local gw, be
+  local proc = helpers.proc
+  local unistd = require "posix.unistd"
+  local CLK_TCK = (unistd.sysconf and unistd._SC_CLK_TCK and unistd.sysconf(unistd._SC_CLK_TCK)) or 100
+
+  local function cpu_seconds(pid)
+    local s = proc.read_file("/proc/" .. pid .. "/stat") or ""
+    local f = {}
+    for x in (s:match "%)%s+(.*)$" or ""):gmatch "%S+" do f[#f + 1] = x end
+    return ((tonumber(f[12]) or 0) + (tonumber(f[13]) or 0)) / CLK_TCK
+  end
+
+  lazy_setup(function()
+    be = helpers.scgi_backend()
+    -- a config that keeps a large live Lua heap: a full collection walks all of it
+    gw = helpers.start_gateway(([[
+      return {
+        workers = 1,
+        access_log = false,
+        limits = { lua_memory = 256 * 1024 * 1024 },
+        routes = {
+          { path = "/", pass = "$B", access = (function()
+              local ballast = {}
+              for i = 1, 1000000 do ballast[i] = { i } end
+              return function(req)
+                if req.headers["x-fail"] then error("refused by policy " .. #ballast) end
+              end
+            end)() },
+        },
+      }]]):gsub("%$B", be.url), nil)
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop() end
+    if be then be:stop() end
+  end)
+
+  local function spend(n, headers)
+    local c0 = cpu_seconds(gw.pid)
+    for _ = 1, n do
+      local res = assert(get(gw, "/x", headers))
+      assert.equal(headers and 500 or 200, res.status)
+    end
+    return cpu_seconds(gw.pid) - c0
+  end
+
+  it("a hook that raises costs about what a hook that succeeds costs (no full GC per failure)", function()
+    spend(5) -- warm up
+    local ok = spend(40)
+    local failed = spend(40, { ["X-Fail"] = "1" })
+    assert.is_true(failed < ok * 3 + 0.5,
+                   string.format("40 failing hooks took %.2f s CPU, 40 succeeding %.2f s", failed, ok))
+    assert.is_true(gw:alive())
+  end)
+end)
