@@ -99,6 +99,67 @@ static void on_budget(lua_State *L, lua_Debug *ar)
 
 /* The count hook stays installed for the state's life (installing one rebuilds LuaJIT's
  * dispatch table, a few hundred instructions per call); only the deadline comes and goes. */
+/*
+ * The heap limit, enforced where memory is taken: one string.rep or table.concat can ask
+ * for a gigabyte inside a single C call, where no count hook runs. While a budget is armed
+ * an allocation that would take the heap past it fails, which LuaJIT raises as "not
+ * enough memory" in the hook (a protected call); outside a budget nothing is refused, so
+ * the C side never meets an allocation error it cannot catch. LuaJIT 2.1 GC64 (Debian's
+ * x86_64 build) honours lua_setallocf; the default allocator does the real work.
+ */
+typedef struct heap_cap {
+    lua_Alloc next;
+    void *next_ud;
+    sg_config *cfg; /* set once the config exists; NULL before */
+    size_t used;    /* bytes the state holds */
+    size_t limit;   /* 0: nothing is refused */
+    bool refused;   /* an allocation was refused since the last arm */
+} heap_cap;
+
+static void *heap_cap_alloc(void *ud, void *p, size_t osize, size_t nsize)
+{
+    heap_cap *h = ud;
+    size_t old = p ? osize : 0;
+    if (nsize > old && h->limit && h->used - (old < h->used ? old : h->used) + nsize > h->limit) {
+        h->refused = true;
+        if (h->cfg)
+            h->cfg->hook_memory_kb = 0; /* sticky, as budget_trip: the next check raises */
+        return NULL;
+    }
+    void *r = h->next(h->next_ud, p, osize, nsize);
+    if (r || nsize == 0) {
+        h->used -= old < h->used ? old : h->used;
+        h->used += nsize;
+    }
+    return r;
+}
+
+static heap_cap *heap_cap_of(lua_State *L)
+{
+    void *ud;
+    return lua_getallocf(L, &ud) == heap_cap_alloc ? ud : NULL;
+}
+
+static void heap_cap_install(lua_State *L)
+{
+    heap_cap *h = sg_xcalloc(1, sizeof *h);
+    h->next = lua_getallocf(L, &h->next_ud);
+    h->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_setallocf(L, heap_cap_alloc, h);
+}
+
+/* lua_close for states made by sg_config_load (which own a heap_cap). */
+static void state_close(lua_State *L)
+{
+    heap_cap *h = heap_cap_of(L);
+    /* LuaJIT frees its own allocator's arena on close only if that allocator is the
+     * state's current one: put it back first, or every reload leaks the old heap */
+    if (h)
+        lua_setallocf(L, h->next, h->next_ud);
+    lua_close(L);
+    free(h);
+}
+
 static void budget_install(sg_config *cfg)
 {
     lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, SG_BUDGET_COUNT);
@@ -108,11 +169,20 @@ static void budget_arm(sg_config *cfg, double seconds, size_t memory_bytes)
 {
     cfg->hook_deadline = mono_now() + seconds;
     cfg->hook_memory_kb = memory_bytes / 1024;
+    heap_cap *h = heap_cap_of(cfg->L);
+    if (h) {
+        h->cfg = cfg;
+        h->limit = memory_bytes;
+        h->refused = false;
+    }
 }
 
 static void budget_disarm(sg_config *cfg)
 {
     cfg->hook_deadline = 0;
+    heap_cap *h = heap_cap_of(cfg->L);
+    if (h)
+        h->limit = 0;
     if (lua_gethookcount(cfg->L) != SG_BUDGET_COUNT)
         budget_install(cfg); /* only after a trip */
 }
@@ -153,6 +223,10 @@ static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
     budget_arm(cfg, cfg->limits.hook_time, cfg->limits.lua_memory);
     int rc = pcall_traceback(cfg->L, nargs, nres, err);
     bool memory_tripped = cfg->hook_memory_kb == 0; /* see budget_trip */
+    heap_cap *h = heap_cap_of(cfg->L);
+    if (rc != SG_OK && h && h->refused && err)
+        sg_buf_appendf(err, " (an allocation would take the Lua heap past limits.lua_memory, %zu bytes)",
+                       cfg->limits.lua_memory);
     budget_disarm(cfg);
     /* A failing hook costs only itself: a full collection walks the whole heap (the
      * config's data included), so a client that makes hooks fail could buy that per
@@ -784,7 +858,7 @@ static void config_free(sg_config *cfg)
     free(cfg->status_allow);
     free(cfg->file);
     if (cfg->L)
-        lua_close(cfg->L);
+        state_close(cfg->L);
     free(cfg);
 }
 
@@ -796,6 +870,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
         sg_buf_appendf(report, "scgi-lua: cannot create a Lua state for %s\n", file);
         return NULL;
     }
+    heap_cap_install(L);
     luaL_openlibs(L);
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_pushlightuserdata(L, (void *)&TRACEBACK_KEY);
@@ -832,7 +907,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
         sg_buf_appendf(report, "scgi-lua: cannot load the Lua modules from %s: %.*s\n", lua_dir,
                        (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);
-        lua_close(L);
+        state_close(L);
         free(cfg);
         return NULL;
     }
@@ -842,7 +917,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
         sg_buf_appendf(report, "scgi-lua: invalid configuration in %s\n  %.*s\n", file,
                        (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);
-        lua_close(L);
+        state_close(L);
         free(cfg);
         return NULL;
     }
@@ -859,7 +934,7 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
         } else if (lua_isstring(L, -1)) {
             sg_buf_appendf(report, "  %s\n", lua_tostring(L, -1));
         }
-        lua_close(L);
+        state_close(L);
         free(cfg);
         return NULL;
     }

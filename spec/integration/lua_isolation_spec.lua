@@ -239,3 +239,44 @@ describe("lua isolation: failing hooks are cheap #integration", function()
     assert.is_true(gw:alive())
   end)
 end)
+
+---------------------------------------------------------------------------------------------
+describe("lua isolation: the heap limit holds at allocation #integration", function()
+  local gw, be
+
+  lazy_setup(function()
+    be = helpers.scgi_backend()
+    gw = helpers.start_gateway(([[
+      return {
+        workers = 1,
+        access_log = false,
+        limits = { lua_memory = 64 * 1024 * 1024, hook_time = 30 },
+        routes = {
+          { path = "/rep/", pass = "$B", access = function(req)
+              local s = string.rep("x", 2^30)
+              return 200, "got " .. #s
+            end },
+          { path = "/", pass = "$B" },
+        },
+      }]]):gsub("%$B", be.url), nil)
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop() end
+    if be then be:stop() end
+  end)
+
+  it("one string beyond limits.lua_memory fails the hook at once → 500, and the gateway serves", function()
+    local mark = gw:log_mark()
+    local t0 = socket.gettime()
+    local res, err = get(gw, "/rep/x", nil, 40)
+    local took = socket.gettime() - t0
+    assert.truthy(res, tostring(err))
+    assert.equal(500, res.status, res.body)
+    assert.is_true(took < 5, "took " .. took .. " s")
+    assert.truthy(gw:wait_log("limits.lua_memory", 3, { from = mark, plain = true }))
+    res = assert(get(gw, "/ok"))
+    assert.equal(200, res.status)
+    assert.is_true(gw:alive())
+  end)
+end)
