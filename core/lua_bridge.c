@@ -780,6 +780,7 @@ static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
     cfg->limits.connections = (size_t)opt_number(L, tt, "connections", 10000);
     cfg->limits.hook_time = opt_number(L, tt, "hook_time", 1);
     cfg->limits.lua_memory = (size_t)opt_number(L, tt, "lua_memory", 67108864.0);
+    cfg->limits.match_path_bytes = (size_t)opt_number(L, tt, "match_path_bytes", 2048.0);
     lua_pop(L, 1);
     cfg->workers = (int)opt_number(L, t, "workers", 1);
     cfg->access_log = opt_string(L, t, "access_log");
@@ -1118,6 +1119,14 @@ int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
                 memcmp(r->path, rt->path, r->path_len) == 0)
                 *redirect_slash = rt;
             continue;
+        }
+        if (rt->match_pattern && r->path_len > cfg->limits.match_path_bytes) {
+            /* string.find backtracks in C where the hook budget cannot stop it; the
+             * pattern's cost is bounded at load for paths up to this length */
+            sg_buf_appendf(err, "path of %zu bytes is longer than limits.match_path_bytes (%zu) "
+                           "for the pattern of route %zu", r->path_len,
+                           cfg->limits.match_path_bytes, i + 1);
+            return SG_DECLINED;
         }
         if (rt->match_pattern || rt->match_ref != LUA_NOREF) {
             match_job m = { ctx, rt, false };

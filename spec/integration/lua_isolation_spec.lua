@@ -280,3 +280,50 @@ describe("lua isolation: the heap limit holds at allocation #integration", funct
     assert.is_true(gw:alive())
   end)
 end)
+
+---------------------------------------------------------------------------------------------
+describe("lua isolation: route patterns cannot stall the loop #integration", function()
+  local gw, be
+
+  lazy_setup(function()
+    be = helpers.scgi_backend()
+    gw = helpers.start_gateway(([[
+      return {
+        workers = 1,
+        access_log = false,
+        limits = { header_bytes = 65536 },
+        routes = {
+          { path = "/", match = "^/(.+)/(.+)%.jpg$", pass = "$B" },
+          { path = "/", pass = "$B" },
+        },
+      }]]):gsub("%$B", be.url), nil)
+  end)
+
+  lazy_teardown(function()
+    if gw then gw:stop() end
+    if be then be:stop() end
+  end)
+
+  it("refuses at load a pattern whose cost grows as the cube of the path", function()
+    local file = helpers.temp_file(([[
+      return { routes = { { match = "/(.+)/(.+)%.jpg$", pass = "$B" } } }]]):gsub("%$B", be.url), nil)
+    local code, out = helpers.run_gateway { "-t", file }
+    assert.is_not.equal(0, code)
+    assert.truthy(out:find("routes[1].match", 1, true), out)
+    assert.truthy(out:find("n^3", 1, true), out)
+  end)
+
+  it("a path longer than limits.match_path_bytes → 414 before a pattern runs on it", function()
+    local long = "/" .. ("a/"):rep(8192)
+    local mark = gw:log_mark()
+    local res = assert(get(gw, long))
+    assert.equal(414, res.status)
+    assert.truthy(gw:wait_log("limits.match_path_bytes", 3, { from = mark, plain = true }))
+    -- within the limit the pattern runs: no match, so the next route
+    res = assert(get(gw, "/" .. ("a/"):rep(1000)))
+    assert.equal(200, res.status)
+    res = assert(get(gw, "/x/y.jpg"))
+    assert.equal(200, res.status)
+    assert.is_true(gw:alive())
+  end)
+end)
