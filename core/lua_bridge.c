@@ -318,10 +318,13 @@ static void req_meta_init(sg_config *cfg)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     cfg->req_map_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 2);
     lua_insert(L, -2);
     lua_pushcclosure(L, req_index, 1);
     lua_setfield(L, -2, "__index");
+    /* shared by every req table: a hook must not be able to change it for the others */
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
     cfg->req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 

@@ -114,6 +114,11 @@ describe("lua isolation: hooks that clobber globals #integration", function()
         routes = {
           { path = "/clobber/", pass = "$B", access = function(req) string = nil end },
           { path = "/clobber2/", pass = "$B", access = function(req) string = { find = 42 } end },
+          { path = "/mt/", pass = "$B", access = function(req)
+              local ok, mt = pcall(getmetatable, req)
+              if ok and type(mt) == "table" then mt.__index = function() return "/evil" end end
+            end },
+          { path = "/seen/", pass = "$B", env = { SEEN_PATH = function(req) return req.path end } },
           { path = "/m/", match = "^/m/%d+$", pass = "$B" },
           { path = "/", pass = "$B" },
         },
@@ -134,6 +139,14 @@ describe("lua isolation: hooks that clobber globals #integration", function()
       assert.equal("/m/12", be:last_request().env.REQUEST_URI)
     end
     assert.is_true(gw:alive())
+  end)
+
+  it("a hook cannot rewrite the metatable every req table shares", function()
+    local res = assert(get(gw, "/mt/x"))
+    assert.equal(200, res.status)
+    res = assert(get(gw, "/seen/y"))
+    assert.equal(200, res.status)
+    assert.equal("/seen/y", be:last_request().env.SEEN_PATH)
   end)
 end)
 
