@@ -89,6 +89,7 @@ typedef struct sg_limits {
     uint64_t body_bytes;
     double hook_time;    /* seconds one hook call may run */
     size_t lua_memory;   /* bytes the Lua heap may hold while a hook runs */
+    size_t match_path_bytes; /* longest path a string-pattern route is matched against */
 } sg_limits;
 
 typedef struct sg_allow {

@@ -602,7 +602,14 @@ void sg_conn_route(sg_conn *c)
     sg_buf err;
     sg_buf_init(&err);
     const sg_route *route, *slash;
-    if (sg_lua_select_route(&c->hook, &route, &slash, &err) != SG_OK) {
+    int src = sg_lua_select_route(&c->hook, &route, &slash, &err);
+    if (src == SG_DECLINED) {
+        sg_conn_log_route(c, SG_LOG_INFO, "%.*s, 414", (int)err.len, sg_buf_head(&err));
+        sg_buf_free(&err);
+        sg_conn_error(c, 414, "path too long for route patterns");
+        return;
+    }
+    if (src != SG_OK) {
         sg_conn_log_route(c, SG_LOG_ERROR, "match hook failed: %.*s", (int)err.len,
                           sg_buf_head(&err));
         sg_buf_free(&err);

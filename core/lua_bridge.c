@@ -22,6 +22,8 @@
 #include "sendfile.h"
 #include "util.h"
 
+static void jobs_init(lua_State *L);
+
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -52,6 +54,24 @@ static const char BUDGET_KEY = 0; /* registry key: lightuserdata -> the sg_confi
  * states because compiled code never calls count hooks; the interpreter is fast enough
  * for routing policy, and a runaway hook costs one request instead of the whole server.
  */
+#define SG_BUDGET_COUNT 1000
+
+static void on_budget(lua_State *L, lua_Debug *ar);
+
+/*
+ * Once tripped the budget is sticky: the deadline stays passed, the memory limit drops to
+ * zero (so a collection cannot un-trip it) and the hook fires on every instruction, so a
+ * pcall inside the sandbox that catches the error can run at most one instruction before
+ * it is raised again; it ends only when the hook is back in C (budget_disarm).
+ */
+static void budget_trip(lua_State *L, sg_config *cfg, bool memory)
+{
+    if (memory)
+        cfg->hook_memory_kb = 0;
+    if (lua_gethookcount(L) != 1)
+        lua_sethook(L, on_budget, LUA_MASKCOUNT, 1);
+}
+
 static void on_budget(lua_State *L, lua_Debug *ar)
 {
     SG_UNUSED(ar);
@@ -62,12 +82,14 @@ static void on_budget(lua_State *L, lua_Debug *ar)
     if (!cfg || cfg->hook_deadline == 0)
         return;
     if (mono_now() > cfg->hook_deadline) {
+        budget_trip(L, cfg, false);
         if (cfg->loading)
             luaL_error(L, "the configuration ran longer than %d s (a loop that never ends?)",
                        SG_LOAD_TIME);
         luaL_error(L, "hook ran longer than limits.hook_time (%.3g s)", cfg->limits.hook_time);
     }
     if ((size_t)lua_gc(L, LUA_GCCOUNT, 0) > cfg->hook_memory_kb) {
+        budget_trip(L, cfg, true);
         if (cfg->loading)
             luaL_error(L, "the configuration made the Lua heap exceed %d MiB", SG_LOAD_MEMORY_MB);
         luaL_error(L, "hook made the Lua heap exceed limits.lua_memory (%zu bytes)",
@@ -77,20 +99,92 @@ static void on_budget(lua_State *L, lua_Debug *ar)
 
 /* The count hook stays installed for the state's life (installing one rebuilds LuaJIT's
  * dispatch table, a few hundred instructions per call); only the deadline comes and goes. */
+/*
+ * The heap limit, enforced where memory is taken: one string.rep or table.concat can ask
+ * for a gigabyte inside a single C call, where no count hook runs. While a budget is armed
+ * an allocation that would take the heap past it fails, which LuaJIT raises as "not
+ * enough memory" in the hook (a protected call); outside a budget nothing is refused, so
+ * the C side never meets an allocation error it cannot catch. LuaJIT 2.1 GC64 (Debian's
+ * x86_64 build) honours lua_setallocf; the default allocator does the real work.
+ */
+typedef struct heap_cap {
+    lua_Alloc next;
+    void *next_ud;
+    sg_config *cfg; /* set once the config exists; NULL before */
+    size_t used;    /* bytes the state holds */
+    size_t limit;   /* 0: nothing is refused */
+    bool refused;   /* an allocation was refused since the last arm */
+} heap_cap;
+
+static void *heap_cap_alloc(void *ud, void *p, size_t osize, size_t nsize)
+{
+    heap_cap *h = ud;
+    size_t old = p ? osize : 0;
+    if (nsize > old && h->limit && h->used - (old < h->used ? old : h->used) + nsize > h->limit) {
+        h->refused = true;
+        if (h->cfg)
+            h->cfg->hook_memory_kb = 0; /* sticky, as budget_trip: the next check raises */
+        return NULL;
+    }
+    void *r = h->next(h->next_ud, p, osize, nsize);
+    if (r || nsize == 0) {
+        h->used -= old < h->used ? old : h->used;
+        h->used += nsize;
+    }
+    return r;
+}
+
+static heap_cap *heap_cap_of(lua_State *L)
+{
+    void *ud;
+    return lua_getallocf(L, &ud) == heap_cap_alloc ? ud : NULL;
+}
+
+static void heap_cap_install(lua_State *L)
+{
+    heap_cap *h = sg_xcalloc(1, sizeof *h);
+    h->next = lua_getallocf(L, &h->next_ud);
+    h->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_setallocf(L, heap_cap_alloc, h);
+}
+
+/* lua_close for states made by sg_config_load (which own a heap_cap). */
+static void state_close(lua_State *L)
+{
+    heap_cap *h = heap_cap_of(L);
+    /* LuaJIT frees its own allocator's arena on close only if that allocator is the
+     * state's current one: put it back first, or every reload leaks the old heap */
+    if (h)
+        lua_setallocf(L, h->next, h->next_ud);
+    lua_close(L);
+    free(h);
+}
+
 static void budget_install(sg_config *cfg)
 {
-    lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, 1000);
+    lua_sethook(cfg->L, on_budget, LUA_MASKCOUNT, SG_BUDGET_COUNT);
 }
 
 static void budget_arm(sg_config *cfg, double seconds, size_t memory_bytes)
 {
     cfg->hook_deadline = mono_now() + seconds;
     cfg->hook_memory_kb = memory_bytes / 1024;
+    heap_cap *h = heap_cap_of(cfg->L);
+    if (h) {
+        h->cfg = cfg;
+        h->limit = memory_bytes;
+        h->refused = false;
+    }
 }
 
 static void budget_disarm(sg_config *cfg)
 {
     cfg->hook_deadline = 0;
+    heap_cap *h = heap_cap_of(cfg->L);
+    if (h)
+        h->limit = 0;
+    if (lua_gethookcount(cfg->L) != SG_BUDGET_COUNT)
+        budget_install(cfg); /* only after a trip */
 }
 
 static const char TRACEBACK_KEY = 0; /* registry key: lightuserdata -> traceback() */
@@ -128,9 +222,17 @@ static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
 {
     budget_arm(cfg, cfg->limits.hook_time, cfg->limits.lua_memory);
     int rc = pcall_traceback(cfg->L, nargs, nres, err);
+    bool memory_tripped = cfg->hook_memory_kb == 0; /* see budget_trip */
+    heap_cap *h = heap_cap_of(cfg->L);
+    if (rc != SG_OK && h && h->refused && err)
+        sg_buf_appendf(err, " (an allocation would take the Lua heap past limits.lua_memory, %zu bytes)",
+                       cfg->limits.lua_memory);
     budget_disarm(cfg);
-    if (rc != SG_OK)
-        lua_gc(cfg->L, LUA_GCCOLLECT, 0); /* give back what a runaway hook piled up */
+    /* A failing hook costs only itself: a full collection walks the whole heap (the
+     * config's data included), so a client that makes hooks fail could buy that per
+     * request. Only when the heap limit was the cause is it worth giving memory back. */
+    if (rc != SG_OK && memory_tripped)
+        lua_gc(cfg->L, LUA_GCCOLLECT, 0);
     return rc;
 }
 
@@ -216,10 +318,13 @@ static void req_meta_init(sg_config *cfg)
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
     cfg->req_map_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 2);
     lua_insert(L, -2);
     lua_pushcclosure(L, req_index, 1);
     lua_setfield(L, -2, "__index");
+    /* shared by every req table: a hook must not be able to change it for the others */
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
     cfg->req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -679,6 +784,7 @@ static int to_config(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
     cfg->limits.connections = (size_t)opt_number(L, tt, "connections", 10000);
     cfg->limits.hook_time = opt_number(L, tt, "hook_time", 1);
     cfg->limits.lua_memory = (size_t)opt_number(L, tt, "lua_memory", 67108864.0);
+    cfg->limits.match_path_bytes = (size_t)opt_number(L, tt, "match_path_bytes", 2048.0);
     lua_pop(L, 1);
     cfg->workers = (int)opt_number(L, t, "workers", 1);
     cfg->access_log = opt_string(L, t, "access_log");
@@ -757,7 +863,7 @@ static void config_free(sg_config *cfg)
     free(cfg->status_allow);
     free(cfg->file);
     if (cfg->L)
-        lua_close(cfg->L);
+        state_close(cfg->L);
     free(cfg);
 }
 
@@ -776,11 +882,13 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
         sg_buf_appendf(report, "scgi-lua: cannot create a Lua state for %s\n", file);
         return NULL;
     }
+    heap_cap_install(L);
     luaL_openlibs(L);
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     lua_pushlightuserdata(L, (void *)&TRACEBACK_KEY);
     lua_pushcfunction(L, traceback);
     lua_rawset(L, LUA_REGISTRYINDEX);
+    jobs_init(L);
     /* modules: ours first, then the directory of the config file (for its own requires) */
     const char *slash = strrchr(file, '/');
     int dirlen = slash ? (int)(slash - file) : 1;
@@ -811,7 +919,7 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
         sg_buf_appendf(report, "scgi-lua: cannot load the Lua modules from %s: %.*s\n", lua_dir,
                        (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);
-        lua_close(L);
+        state_close(L);
         free(cfg);
         return NULL;
     }
@@ -825,7 +933,7 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
         sg_buf_appendf(report, "scgi-lua: invalid configuration in %s\n  %.*s\n", file,
                        (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);
-        lua_close(L);
+        state_close(L);
         free(cfg);
         return NULL;
     }
@@ -842,7 +950,7 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
         } else if (lua_isstring(L, -1)) {
             sg_buf_appendf(report, "  %s\n", lua_tostring(L, -1));
         }
-        lua_close(L);
+        state_close(L);
         free(cfg);
         return NULL;
     }
@@ -935,12 +1043,86 @@ static bool prefix_match(const sg_route *rt, const sg_request *r)
                          memcmp(r->path, rt->path, rt->path_len) == 0);
 }
 
+/*
+ * Each hook call below is a job: a C function that does ALL of its Lua work (pushing
+ * arguments, calling the hook, reading what it returned) inside one protected call. Values
+ * a hook returns or was handed are Lua's to change (metatables, removed fields, a clobbered
+ * global), and any API call on them may raise; outside a pcall that is a PANIC, so nothing
+ * at request time touches them unprotected.
+ */
+typedef struct job {
+    int (*fn)(lua_State *L, void *arg);
+    void *arg;
+} job;
+
+static const char RUN_JOB_KEY = 0; /* registry key: lightuserdata -> run_job() */
+static const char FIND_KEY = 0;    /* registry key: lightuserdata -> string.find at load */
+
+static int run_job(lua_State *L)
+{
+    job *j = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    return j->fn(L, j->arg);
+}
+
+/* Runs fn(L, arg) protected, under the hook budget; a Lua error lands in err. */
+static int run_protected(sg_config *cfg, int (*fn)(lua_State *, void *), void *arg,
+                         sg_buf *err)
+{
+    job j = { fn, arg };
+    lua_State *L = cfg->L;
+    lua_pushlightuserdata(L, (void *)&RUN_JOB_KEY);
+    lua_rawget(L, LUA_REGISTRYINDEX); /* made once: pushing a C function allocates */
+    lua_pushlightuserdata(L, &j);
+    return pcall_hook(cfg, 1, 0, err);
+}
+
+/* Made once per state, before the config file runs (which may reassign the globals). */
+static void jobs_init(lua_State *L)
+{
+    lua_pushlightuserdata(L, (void *)&RUN_JOB_KEY);
+    lua_pushcfunction(L, run_job);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, (void *)&FIND_KEY);
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "find");
+    lua_remove(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+}
+
+typedef struct match_job {
+    sg_hook_ctx *ctx;
+    const sg_route *rt;
+    bool ok;
+} match_job;
+
+static int match_fn(lua_State *L, void *arg)
+{
+    match_job *m = arg;
+    const sg_request *r = m->ctx->req;
+    if (m->rt->match_pattern) {
+        /* string.find as it was before any config code ran: route selection does not
+         * depend on globals a hook may have reassigned */
+        lua_pushlightuserdata(L, (void *)&FIND_KEY);
+        lua_rawget(L, LUA_REGISTRYINDEX);
+        lua_pushlstring(L, r->path, r->path_len);
+        lua_pushstring(L, m->rt->match_pattern);
+        lua_call(L, 2, 1);
+        m->ok = !lua_isnil(L, -1);
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, m->rt->match_ref);
+        push_req(m->ctx);
+        lua_call(L, 1, 1);
+        m->ok = lua_toboolean(L, -1);
+    }
+    return 0;
+}
+
 int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
                         const sg_route **redirect_slash, sg_buf *err)
 {
     const sg_config *cfg = ctx->cfg;
     const sg_request *r = ctx->req;
-    lua_State *L = cfg->L;
     *route = NULL;
     *redirect_slash = NULL;
     for (size_t i = 0; i < cfg->nroutes; i++) {
@@ -953,26 +1135,19 @@ int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
                 *redirect_slash = rt;
             continue;
         }
-        if (rt->match_pattern) {
-            lua_getglobal(L, "string");
-            lua_getfield(L, -1, "find");
-            lua_remove(L, -2);
-            lua_pushlstring(L, r->path, r->path_len);
-            lua_pushstring(L, rt->match_pattern);
-            if (pcall_hook(ctx->cfg, 2, 1, err) != SG_OK)
+        if (rt->match_pattern && r->path_len > cfg->limits.match_path_bytes) {
+            /* string.find backtracks in C where the hook budget cannot stop it; the
+             * pattern's cost is bounded at load for paths up to this length */
+            sg_buf_appendf(err, "path of %zu bytes is longer than limits.match_path_bytes (%zu) "
+                           "for the pattern of route %zu", r->path_len,
+                           cfg->limits.match_path_bytes, i + 1);
+            return SG_DECLINED;
+        }
+        if (rt->match_pattern || rt->match_ref != LUA_NOREF) {
+            match_job m = { ctx, rt, false };
+            if (run_protected(ctx->cfg, match_fn, &m, err) != SG_OK)
                 return SG_ERR;
-            bool ok = !lua_isnil(L, -1);
-            lua_pop(L, 1);
-            if (!ok)
-                continue;
-        } else if (rt->match_ref != LUA_NOREF) {
-            lua_rawgeti(L, LUA_REGISTRYINDEX, rt->match_ref);
-            push_req(ctx);
-            if (pcall_hook(ctx->cfg, 1, 1, err) != SG_OK)
-                return SG_ERR;
-            bool ok = lua_toboolean(L, -1);
-            lua_pop(L, 1);
-            if (!ok)
+            if (!m.ok)
                 continue;
         }
         *route = rt;
@@ -982,140 +1157,214 @@ int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
     return SG_OK;
 }
 
+typedef struct access_job {
+    sg_hook_ctx *ctx;
+    const sg_route *route;
+    int *status;
+    sg_buf *body, *err;
+    bool bad; /* the hook returned something it may not; why is in err */
+} access_job;
+
+static int access_fn(lua_State *L, void *arg)
+{
+    access_job *a = arg;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->route->access_ref);
+    push_req(a->ctx);
+    lua_call(L, 1, 2);
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, 1);
+        if (!(n >= 100 && n <= 599)) {
+            sg_buf_appendf(a->err, "access hook returned an invalid status %d",
+                           n > -1e9 && n < 1e9 ? (int)n : -1);
+            a->bad = true;
+            return 0;
+        }
+        *a->status = (int)n;
+        if (lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER) {
+            size_t len;
+            const char *b = lua_tolstring(L, 2, &len);
+            sg_buf_append(a->body, b, len);
+        }
+    } else if (!lua_isnil(L, 1)) {
+        sg_buf_appendf(a->err, "access hook returned a %s, expected nothing or a status",
+                       lua_typename(L, lua_type(L, 1)));
+        a->bad = true;
+    }
+    return 0;
+}
+
 int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body,
                   sg_buf *err)
 {
-    lua_State *L = ctx->cfg->L;
     *status = 0;
     if (route->access_ref == LUA_NOREF)
         return SG_OK;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, route->access_ref);
-    push_req(ctx);
-    if (pcall_hook(ctx->cfg, 1, 2, err) != SG_OK)
-        return SG_ERR;
-    if (lua_type(L, -2) == LUA_TNUMBER) {
-        int st = (int)lua_tointeger(L, -2);
-        if (st < 100 || st > 599) {
-            sg_buf_appendf(err, "access hook returned an invalid status %d", st);
-            lua_pop(L, 2);
-            return SG_ERR;
-        }
-        *status = st;
-        size_t len;
-        const char *b = lua_tolstring(L, -1, &len);
-        if (b)
-            sg_buf_append(body, b, len);
-    } else if (!lua_isnil(L, -2)) {
-        sg_buf_appendf(err, "access hook returned a %s, expected nothing or a status",
-                       lua_typename(L, lua_type(L, -2)));
-        lua_pop(L, 2);
+    access_job a = { ctx, route, status, body, err, false };
+    if (run_protected(ctx->cfg, access_fn, &a, err) != SG_OK || a.bad) {
+        *status = 0;
         return SG_ERR;
     }
-    lua_pop(L, 2);
     return SG_OK;
+}
+
+typedef struct env_job {
+    sg_hook_ctx *ctx;
+    const sg_env_entry *e;
+    sg_buf *value, *err;
+    bool *present;
+    bool bad;
+} env_job;
+
+static int env_fn(lua_State *L, void *arg)
+{
+    env_job *j = arg;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, j->e->fn_ref);
+    push_req(j->ctx);
+    lua_call(L, 1, 1);
+    if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+        size_t len;
+        const char *v = lua_tolstring(L, 1, &len);
+        sg_buf_append(j->value, v, len);
+        *j->present = true;
+    } else if (!lua_isnil(L, 1) && !(lua_type(L, 1) == LUA_TBOOLEAN && !lua_toboolean(L, 1))) {
+        sg_buf_appendf(j->err, "env.%s returned a %s, expected a string or nil", j->e->name,
+                       lua_typename(L, lua_type(L, 1)));
+        j->bad = true;
+    }
+    return 0;
 }
 
 int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present,
                sg_buf *err)
 {
-    lua_State *L = ctx->cfg->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, e->fn_ref);
-    push_req(ctx);
-    if (pcall_hook(ctx->cfg, 1, 1, err) != SG_OK)
-        return SG_ERR;
     *present = false;
-    if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
-        size_t len;
-        const char *v = lua_tolstring(L, -1, &len);
-        sg_buf_append(value, v, len);
-        *present = true;
-    } else if (!lua_isnil(L, -1) && !(lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))) {
-        sg_buf_appendf(err, "env.%s returned a %s, expected a string or nil", e->name,
-                       lua_typename(L, lua_type(L, -1)));
-        lua_pop(L, 1);
+    env_job j = { ctx, e, value, err, present, false };
+    if (run_protected(ctx->cfg, env_fn, &j, err) != SG_OK || j.bad) {
+        *present = false;
         return SG_ERR;
     }
-    lua_pop(L, 1);
     return SG_OK;
+}
+
+typedef struct balance_job {
+    sg_hook_ctx *ctx;
+    const sg_balancer *b;
+    const bool *usable;
+    int *idx;
+    sg_buf *err;
+    bool bad;
+} balance_job;
+
+static void rawset_field(lua_State *L, const char *k)
+{
+    lua_pushstring(L, k);
+    lua_insert(L, -2);
+    lua_rawset(L, -3);
+}
+
+/*
+ * The member tables live in b->members_ref, which Lua never sees; the method gets a fresh
+ * list of them per call, so removing, reordering or replacing entries changes nothing for
+ * the next call, and the member it returns is found by identity in the C-owned list.
+ */
+static int balance_fn(lua_State *L, void *arg)
+{
+    balance_job *j = arg;
+    const sg_balancer *b = j->b;
+    int n = (int)b->lb.nmembers;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref); /* 1: the members, C-owned */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, b->method_ref);  /* 2 */
+    lua_createtable(L, n, 0);                           /* 3: the list handed to Lua */
+    for (int i = 0; i < n; i++) {
+        const sg_member_state *st = b->lb.members[i].st;
+        lua_rawgeti(L, 1, i + 1);
+        lua_pushinteger(L, (lua_Integer)st->busy);
+        rawset_field(L, "busy");
+        lua_pushnumber(L, (lua_Number)st->requests);
+        rawset_field(L, "requests");
+        lua_pushboolean(L, j->usable[i]);
+        rawset_field(L, "usable");
+        lua_rawseti(L, 3, i + 1);
+    }
+    push_req(j->ctx);
+    lua_call(L, 2, 1);
+    if (lua_istable(L, 2)) {
+        for (int i = 0; i < n && *j->idx < 0; i++) {
+            lua_rawgeti(L, 1, i + 1);
+            if (lua_rawequal(L, -1, 2))
+                *j->idx = i;
+            lua_pop(L, 1);
+        }
+        if (*j->idx < 0) {
+            sg_buf_append_str(j->err,
+                              "balancer method returned a table that is not one of its members");
+            j->bad = true;
+        }
+    } else if (!lua_isnil(L, 2)) {
+        sg_buf_appendf(j->err, "balancer method returned a %s, expected a member or nil",
+                       lua_typename(L, lua_type(L, 2)));
+        j->bad = true;
+    }
+    return 0;
 }
 
 int sg_lua_balance(sg_hook_ctx *ctx, const sg_balancer *b, const bool *usable, int *idx,
                    sg_buf *err)
 {
-    lua_State *L = ctx->cfg->L;
     *idx = -1;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->method_ref);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref);
-    int mt = lua_gettop(L);
-    for (size_t i = 0; i < b->lb.nmembers; i++) {
-        const sg_member_state *st = b->lb.members[i].st;
-        lua_rawgeti(L, mt, (int)i + 1);
-        lua_pushinteger(L, (lua_Integer)st->busy);
-        lua_setfield(L, -2, "busy");
-        lua_pushnumber(L, (lua_Number)st->requests);
-        lua_setfield(L, -2, "requests");
-        lua_pushboolean(L, usable[i]);
-        lua_setfield(L, -2, "usable");
-        lua_pop(L, 1);
-    }
-    push_req(ctx);
-    if (pcall_hook(ctx->cfg, 2, 1, err) != SG_OK)
-        return SG_ERR;
-    if (lua_istable(L, -1)) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref);
-        for (size_t i = 0; i < b->lb.nmembers && *idx < 0; i++) {
-            lua_rawgeti(L, -1, (int)i + 1);
-            if (lua_rawequal(L, -1, -3))
-                *idx = (int)i;
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
-        if (*idx < 0) {
-            sg_buf_append_str(err, "balancer method returned a table that is not one of its members");
-            lua_pop(L, 1);
-            return SG_ERR;
-        }
-    } else if (!lua_isnil(L, -1)) {
-        sg_buf_appendf(err, "balancer method returned a %s, expected a member or nil",
-                       lua_typename(L, lua_type(L, -1)));
-        lua_pop(L, 1);
+    balance_job j = { ctx, b, usable, idx, err, false };
+    if (run_protected(ctx->cfg, balance_fn, &j, err) != SG_OK || j.bad) {
+        *idx = -1;
         return SG_ERR;
     }
-    lua_pop(L, 1);
     return SG_OK;
+}
+
+typedef struct log_job {
+    sg_hook_ctx *ctx;
+    const sg_log_fields *f;
+    sg_buf *line, *err;
+    bool bad;
+} log_job;
+
+static int log_fn(lua_State *L, void *arg)
+{
+    log_job *j = arg;
+    const sg_log_fields *f = j->f;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, j->ctx->cfg->log_format_ref);
+    push_req(j->ctx);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, f->status);
+    rawset_field(L, "status");
+    lua_pushnumber(L, (lua_Number)f->bytes);
+    rawset_field(L, "bytes");
+    lua_pushnumber(L, f->duration);
+    rawset_field(L, "duration");
+    if (f->backend) {
+        lua_pushstring(L, f->backend);
+        rawset_field(L, "backend");
+    }
+    lua_pushstring(L, f->time_local);
+    rawset_field(L, "time_local");
+    lua_call(L, 2, 1);
+    if (lua_type(L, 1) != LUA_TSTRING && lua_type(L, 1) != LUA_TNUMBER) {
+        sg_buf_appendf(j->err, "log_format returned a %s, expected a string",
+                       lua_typename(L, lua_type(L, 1)));
+        j->bad = true;
+        return 0;
+    }
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    sg_buf_append(j->line, s, len);
+    if (len == 0 || s[len - 1] != '\n')
+        sg_buf_append(j->line, "\n", 1);
+    return 0;
 }
 
 int sg_lua_log_format(sg_hook_ctx *ctx, const sg_log_fields *f, sg_buf *line, sg_buf *err)
 {
-    lua_State *L = ctx->cfg->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->cfg->log_format_ref);
-    push_req(ctx);
-    lua_createtable(L, 0, 5);
-    lua_pushinteger(L, f->status);
-    lua_setfield(L, -2, "status");
-    lua_pushnumber(L, (lua_Number)f->bytes);
-    lua_setfield(L, -2, "bytes");
-    lua_pushnumber(L, f->duration);
-    lua_setfield(L, -2, "duration");
-    if (f->backend) {
-        lua_pushstring(L, f->backend);
-        lua_setfield(L, -2, "backend");
-    }
-    lua_pushstring(L, f->time_local);
-    lua_setfield(L, -2, "time_local");
-    if (pcall_hook(ctx->cfg, 2, 1, err) != SG_OK)
+    log_job j = { ctx, f, line, err, false };
+    if (run_protected(ctx->cfg, log_fn, &j, err) != SG_OK || j.bad)
         return SG_ERR;
-    size_t len;
-    const char *s = lua_tolstring(L, -1, &len);
-    if (!s) {
-        sg_buf_appendf(err, "log_format returned a %s, expected a string",
-                       lua_typename(L, lua_type(L, -1)));
-        lua_pop(L, 1);
-        return SG_ERR;
-    }
-    sg_buf_append(line, s, len);
-    if (len == 0 || s[len - 1] != '\n')
-        sg_buf_append(line, "\n", 1);
-    lua_pop(L, 1);
     return SG_OK;
 }

@@ -53,7 +53,8 @@ void sg_hook_ctx_release(sg_hook_ctx *ctx);
  * Route selection: the first route whose path prefix and match both hold. Returns SG_OK
  * with *route set (NULL: none matched, *redirect_slash set when the path equals a route
  * prefix without its trailing slash), or SG_ERR with a hook error in `err` (logged by the
- * caller; the request gets a 500).
+ * caller; the request gets a 500), or SG_DECLINED when a string-pattern route would
+ * have to run on a path longer than limits.match_path_bytes (why in `err`; a 414).
  */
 int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
                         const sg_route **redirect_slash, sg_buf *err);

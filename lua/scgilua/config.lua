@@ -453,6 +453,7 @@ local limits = s.record {
   { connections = s.integer { min = 1, default = 10000 } },
   { hook_time = s.number { gt = 0, default = 1 } },
   { lua_memory = s.integer { min = 1048576, default = 67108864 } },
+  { match_path_bytes = s.integer { min = 256, max = 1048576, default = 2048 } },
   default = {},
 }
 
@@ -609,9 +610,36 @@ local env = s.custom { type = "table", what = "a table of variable names to valu
     return out
   end }
 
+-- string.find backtracks in C, where no hook can stop it: each ".*", ".+" or ".-" multiplies
+-- the work by the length of the path, and so does an unanchored pattern (it is retried at
+-- every offset). Up to n^2 is cheap for paths within limits.match_path_bytes (a few ms at
+-- 2 KiB); n^3 already takes seconds there. Returns nil, or the reason for refusing.
+local function pattern_cost_error(p)
+  local degree, i, n = sub(p, 1, 1) == "^" and 0 or 1, 1, #p
+  while i <= n do
+    local c = sub(p, i, i)
+    if c == "%" then
+      i = i + 2
+    elseif c == "[" then
+      i = skip_set(p, i) or n + 1
+    else
+      if c == "." and find(sub(p, i + 1, i + 1), "^[*+-]$") then
+        degree = degree + 1
+      end
+      i = i + 1
+    end
+  end
+  if degree >= 3 then
+    return fmt("matching costs n^%d steps for a path of n bytes (each .*, .+ or .- and a missing " ..
+               "'^' anchor multiply by n); anchor it with '^' or use [^/]+ for a segment", degree)
+  end
+  return nil
+end
+_M.pattern_cost_error = pattern_cost_error
+
 local match_field = s.one_of {
   s.string { what = "a Lua pattern", convert = function(v)
-    local err = pattern_error(v)
+    local err = pattern_error(v) or pattern_cost_error(v)
     if err then
       return nil, fmt("invalid Lua pattern %s: %s", s.quote(v), err)
     end

@@ -76,7 +76,8 @@ describe("scgilua.config", function()
 
     it("fills every limit", function()
       assert.same({ header_bytes = 16384, headers = 100, body_bytes = 1073741824,
-                    connections = 10000, hook_time = 1, lua_memory = 67108864 }, cfg.limits)
+                    connections = 10000, hook_time = 1, lua_memory = 67108864,
+                    match_path_bytes = 2048 }, cfg.limits)
     end)
 
     it("fills a route", function()
@@ -98,7 +99,7 @@ describe("scgilua.config", function()
     it("keeps given limits and fills the others", function()
       local c = ok(conf { limits = { body_bytes = 0, headers = 1 } })
       assert.same({ header_bytes = 16384, headers = 1, body_bytes = 0, connections = 10000,
-                    hook_time = 1, lua_memory = 67108864 }, c.limits)
+                    hook_time = 1, lua_memory = 67108864, match_path_bytes = 2048 }, c.limits)
     end)
 
     it("fills the status endpoint", function()
@@ -481,6 +482,13 @@ describe("scgilua.config", function()
         'routes[1].match: invalid Lua pattern "a%b": unbalanced pattern')
       fails(route { match = "a%fx" },
         "routes[1].match: invalid Lua pattern \"a%fx\": missing '[' after '%f' in pattern")
+      fails(route { match = "/(.+)/(.+)%.jpg$" },
+        "routes[1].match: invalid Lua pattern \"/(.+)/(.+)%.jpg$\": matching costs n^3 steps for a " ..
+        "path of n bytes (each .*, .+ or .- and a missing '^' anchor multiply by n); anchor it " ..
+        "with '^' or use [^/]+ for a segment")
+      assert.is_nil(require("scgilua.config").pattern_cost_error "^/(.+)/(.+)%.jpg$")
+      assert.is_nil(require("scgilua.config").pattern_cost_error "/([^/]+)/(.+)%.jpg$")
+      assert.is_nil(require("scgilua.config").pattern_cost_error "%.(.*)$")
       fails(route { match = true },
         "routes[1].match: expected a Lua pattern or a function, got true (boolean)")
     end)
