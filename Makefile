@@ -57,11 +57,17 @@ run: deps
 	@sh examples/run-demo.sh
 
 # ---- tests: one summary line "N passed, M failed" over every suite ----
-spec/c/%.bin: spec/c/%.c $(LIB_OBJS) spec/c/test.h
+# (build/variant: relinked when switching between the plain and the sanitized build)
+spec/c/%.bin: spec/c/%.c $(LIB_OBJS) spec/c/test.h build/variant
 	$(CC) $(ALL_CFLAGS) -Icore -o $@ $< $(filter-out $(BUILD)/$(patsubst test_%,%,$*).o,$(LIB_OBJS)) \
 	    $(ALL_LDFLAGS) $(LDLIBS)
 
-C_TESTS := $(patsubst %.c,%.bin,$(wildcard spec/c/test_*.c))
+# the end-to-end fuzz harness without libFuzzer: replays spec/fuzz/corpus/fuzz_conn, one
+# process per input, and counts in the summary like the C unit tests
+spec/fuzz/fuzz_conn.bin: spec/fuzz/fuzz_conn.c spec/fuzz/fuzz_common.h $(LIB_OBJS) build/variant
+	$(CC) $(ALL_CFLAGS) -DSG_FUZZ_REPLAY -Icore -o $@ $< $(LIB_OBJS) $(ALL_LDFLAGS) $(LDLIBS)
+
+C_TESTS := $(patsubst %.c,%.bin,$(wildcard spec/c/test_*.c)) spec/fuzz/fuzz_conn.bin
 
 test: deps-test
 	@$(MAKE) --no-print-directory all $(C_TESTS)
@@ -88,11 +94,11 @@ install: all
 	install -m 0644 examples/*.lua examples/*.service examples/logrotate.conf README.md \
 	    $(DESTDIR)$(PREFIX)/share/doc/scgi-lua/examples/
 
-FUZZ_PKGS := clang libclang-rt-14-dev libhttp-parser-dev
+FUZZ_PKGS := clang libclang-rt-14-dev $(PKGS)
 
 fuzz:
 	@sh spec/tools/ensure-packages.sh $(FUZZ_PKGS)
 	@sh spec/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 clean:
-	rm -rf build scgi-lua spec/c/*.bin
+	rm -rf build scgi-lua spec/c/*.bin spec/fuzz/*.bin

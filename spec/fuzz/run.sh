@@ -23,17 +23,24 @@ OUT=build/fuzz
 CC_FUZZ=${CC_FUZZ:-clang}
 CFLAGS_FUZZ="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -I core -I/usr/include/luajit-2.1"
-LIBS_FUZZ=-lhttp_parser
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 
-# target: the core files it links (never conn.c, server.c or lua_bridge.c) and its dictionary
+# target: the core files it links, the libraries, and its dictionary. The parser targets link
+# only their parser; fuzz_conn is the whole gateway (every core file but main.c).
 sources() {
     case $1 in
     fuzz_http) echo core/http.c core/buf.c core/util.c ;;
     fuzz_chunked) echo core/http.c core/buf.c core/util.c ;;
     fuzz_cgi_head) echo core/scgi.c core/buf.c core/util.c ;;
     fuzz_range) echo core/sendfile.c core/http.c core/buf.c core/util.c ;;
+    fuzz_conn) ls core/*.c | grep -v '^core/main\.c$' ;;
     *) return 1 ;;
+    esac
+}
+libs() {
+    case $1 in
+    fuzz_conn) echo -Wl,-E -lev -lhttp_parser -lluajit-5.1 -lm ;; # -E: the FFI finds sg_ffi_*
+    *) echo -lhttp_parser ;;
     esac
 }
 dict() {
@@ -42,7 +49,7 @@ dict() {
     *) echo "$FUZZ/$1.dict" ;;
     esac
 }
-TARGETS=${*:-fuzz_http fuzz_cgi_head fuzz_chunked fuzz_range}
+TARGETS=${*:-fuzz_http fuzz_cgi_head fuzz_chunked fuzz_range fuzz_conn}
 
 # ---- toolchain ----
 mkdir -p $OUT || exit 2
@@ -96,7 +103,7 @@ for t in $TARGETS; do
     changed=$(find "$FUZZ/$t.c" $FUZZ/fuzz_common.h $src core/*.h -newer "$bin" 2>/dev/null)
     if [ ! -x "$bin" ] || [ -n "$changed" ]; then
         # shellcheck disable=SC2086
-        if ! $CC_FUZZ $CFLAGS_FUZZ -o "$bin" $FUZZ/$t.c $src $LIBS_FUZZ 2>"$TMP/$t.build"; then
+        if ! $CC_FUZZ $CFLAGS_FUZZ -o "$bin" $FUZZ/$t.c $src $(libs "$t") 2>"$TMP/$t.build"; then
             cat "$TMP/$t.build" >&2
             echo "fuzz: building $t failed" >&2
             exit 2
