@@ -100,6 +100,8 @@ typedef struct sg_allow {
 
 typedef struct sg_config {
     lua_State *L;        /* owned */
+    void *heap_cap;      /* borrowed: L's allocator state, freed with L; held here too because
+                            L lives in memory leak checkers do not scan */
     int refs;
     unsigned generation;
     char *file;          /* owned */

@@ -904,6 +904,7 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
 
     sg_config *cfg = sg_xcalloc(1, sizeof *cfg);
     cfg->L = L;
+    cfg->heap_cap = heap_cap_of(L);
     lua_pushlightuserdata(L, (void *)&BUDGET_KEY);
     lua_pushlightuserdata(L, cfg);
     lua_rawset(L, LUA_REGISTRYINDEX);

@@ -37,7 +37,8 @@ static size_t store(sg_scgi_vars *vars, const char *s, size_t len)
     size_t off = vars->strings.len;
     sg_buf_reserve(&vars->strings, len + 1);
     char *t = sg_buf_tail(&vars->strings);
-    memcpy(t, s, len);
+    if (len) /* an empty value may come from a never-written buffer (s == NULL) */
+        memcpy(t, s, len);
     t[len] = '\0';
     vars->strings.len += len + 1;
     return off;
@@ -61,6 +62,8 @@ static sg_scgi_var *find(sg_scgi_vars *vars, const char *name, size_t name_len)
 /* A value is cut at an embedded NUL, so client input can never break the framing. */
 static size_t cut(const char *value, size_t len)
 {
+    if (len == 0)
+        return 0;
     const char *z = memchr(value, '\0', len);
     return z ? (size_t)(z - value) : len;
 }
