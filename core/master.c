@@ -253,7 +253,8 @@ static void start_worker(master *m, worker *w)
 /*
  * Sends `cmd` to every running worker (retiring ones too if asked), with `fd` (or -1)
  * attached. Never blocks: a worker whose queue is full is told by signal instead where one
- * means the same, else keeps what it has (logged). Returns how many were told.
+ * means the same, else keeps what it has (logged); one that closed its end is stopping or
+ * gone and is left alone. Returns how many were told.
  */
 static size_t tell_workers(master *m, uint32_t cmd, unsigned generation, const char *why,
                            int fd, bool retiring_too)
@@ -290,6 +291,13 @@ static size_t tell_workers(master *m, uint32_t cmd, unsigned generation, const c
         while (n < 0 && errno == EINTR);
         if (n == (ssize_t)sizeof mm) {
             told++;
+            continue;
+        }
+        if (w->chan >= 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            /* the worker closed its end: it is already stopping (a stop signal sent to the
+             * whole process group reached it first) or gone, and reap() sees its exit. A
+             * signal now would count as its second stop signal and cut its requests off. */
+            sg_log_debug(errno, "worker %d no longer reads its channel (%s)", (int)w->pid, why);
             continue;
         }
         int sig = cmd == MSG_REOPEN_LOG ? SIGUSR1 : cmd == MSG_RELOAD ? 0 : SIGTERM;

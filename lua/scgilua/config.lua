@@ -614,24 +614,37 @@ local env = s.custom { type = "table", what = "a table of variable names to valu
 -- the work by the length of the path, and so does an unanchored pattern (it is retried at
 -- every offset). Up to n^2 is cheap for paths within limits.match_path_bytes (a few ms at
 -- 2 KiB); n^3 already takes seconds there. Returns nil, or the reason for refusing.
+-- A repeated item whose class can match "/" (".", "%S", "[%w/]", "[^x]", ...) may span any
+-- number of path segments, so each one multiplies the backtracking cost by the path length;
+-- string.find runs in C, where the hook budget cannot stop it.
 local function pattern_cost_error(p)
   local degree, i, n = sub(p, 1, 1) == "^" and 0 or 1, 1, #p
   while i <= n do
-    local c = sub(p, i, i)
+    local c, j = sub(p, i, i), i + 1
     if c == "%" then
-      i = i + 2
-    elseif c == "[" then
-      i = skip_set(p, i) or n + 1
-    else
-      if c == "." and find(sub(p, i + 1, i + 1), "^[*+-]$") then
-        degree = degree + 1
+      local k = sub(p, i + 1, i + 1)
+      if k == "b" then
+        j = i + 4
+      elseif k == "f" then
+        j = skip_set(p, i + 2) or n + 1
+        c = nil -- a frontier matches no character
+      else
+        j = i + 2
       end
-      i = i + 1
+    elseif c == "[" then
+      j = skip_set(p, i) or n + 1
+    elseif c == "(" or c == ")" or (c == "$" and j > n) then
+      c = nil
     end
+    if c and find(sub(p, j, j), "^[*+-]$") and find("/", "^" .. sub(p, i, j - 1) .. "$") then
+      degree = degree + 1
+    end
+    i = j
   end
   if degree >= 3 then
-    return fmt("matching costs n^%d steps for a path of n bytes (each .*, .+ or .- and a missing " ..
-               "'^' anchor multiply by n); anchor it with '^' or use [^/]+ for a segment", degree)
+    return fmt("matching costs n^%d steps for a path of n bytes (each repeated item that can " ..
+               "match '/', such as .* .+ .- %%S+ [^x]*, and a missing '^' anchor multiply by n); " ..
+               "anchor it with '^' or use [^/]+ for a segment", degree)
   end
   return nil
 end

@@ -32,7 +32,7 @@ sources() {
     fuzz_http) echo core/http.c core/buf.c core/util.c ;;
     fuzz_chunked) echo core/http.c core/buf.c core/util.c ;;
     fuzz_cgi_head) echo core/scgi.c core/buf.c core/util.c ;;
-    fuzz_range) echo core/sendfile.c core/http.c core/buf.c core/util.c ;;
+    fuzz_range) echo core/sendfile.c core/scgi.c core/http.c core/buf.c core/util.c ;;
     fuzz_conn) ls core/*.c | grep -v '^core/main\.c$' ;;
     *) return 1 ;;
     esac

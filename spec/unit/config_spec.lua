@@ -484,8 +484,16 @@ describe("scgilua.config", function()
         "routes[1].match: invalid Lua pattern \"a%fx\": missing '[' after '%f' in pattern")
       fails(route { match = "/(.+)/(.+)%.jpg$" },
         "routes[1].match: invalid Lua pattern \"/(.+)/(.+)%.jpg$\": matching costs n^3 steps for a " ..
-        "path of n bytes (each .*, .+ or .- and a missing '^' anchor multiply by n); anchor it " ..
-        "with '^' or use [^/]+ for a segment")
+        "path of n bytes (each repeated item that can match '/', such as .* .+ .- %S+ [^x]*, and " ..
+        "a missing '^' anchor multiply by n); anchor it with '^' or use [^/]+ for a segment")
+      local cost = require("scgilua.config").pattern_cost_error
+      -- classes that cross segments count like "." does; ones that cannot are free
+      assert.truthy(cost "/([%w/]+)/([%w/]+)%.jpg$")
+      assert.truthy(cost "/(%S+)/(%S+)%.jpg$")
+      assert.truthy(cost "^/([^x]*)/([^y]*)/(.*)$")
+      assert.is_nil(cost "^/api/(%w+)/(%w+)/(%d+)$")
+      assert.is_nil(cost "/([^/]+)/([^/]+)/([^/]+)$")
+      assert.is_nil(cost "^/a%f[%w]b(.*)$")
       assert.is_nil(require("scgilua.config").pattern_cost_error "^/(.+)/(.+)%.jpg$")
       assert.is_nil(require("scgilua.config").pattern_cost_error "/([^/]+)/(.+)%.jpg$")
       assert.is_nil(require("scgilua.config").pattern_cost_error "%.(.*)$")
