@@ -699,7 +699,7 @@ local config = s.record {
   { status = status },
   { balancers = balancers },
   { routes = routes },
-  post = function(out, v, path, cx)
+  post = function(out, v, _path, cx)
     if out.status == false then
       out.status = nil
     end

@@ -252,7 +252,7 @@ Conn.__index = Conn
 function _M.connect(addr, opts)
   opts = opts or {}
   local timeout = opts.timeout or DEFAULT_TIMEOUT
-  local sock, err
+  local sock
   if addr.unix then
     local unix = require "socket.unix"
     sock = (unix.stream or unix)()
@@ -267,7 +267,7 @@ function _M.connect(addr, opts)
     if not ok then sock:close() return nil, cerr end
     sock:setoption("tcp-nodelay", true)
   end
-  return setmetatable({ sock = sock, buf = "", eof = false, timeout = timeout }, Conn), err
+  return setmetatable({ sock = sock, buf = "", eof = false, timeout = timeout }, Conn)
 end
 
 function Conn:settimeout(t) self.timeout = t end

@@ -394,10 +394,10 @@ function Gateway:request(t)
   t = t or {}
   local c, err = self:connect(t.addr, { timeout = t.timeout })
   if not c then return nil, "connect: " .. tostring(err) end
-  local data = http.build_request(t, self:host_header())
+  local bytes = http.build_request(t, self:host_header())
   local head = t.head
   if head == nil then head = (t.method == "HEAD") end
-  local res, rerr = c:exchange(data, { head = head, timeout = t.timeout })
+  local res, rerr = c:exchange(bytes, { head = head, timeout = t.timeout })
   c:close()
   if not res then return nil, rerr end
   return res

@@ -29,20 +29,20 @@ end
 ---------------------------------------------------------------------------------------------
 -- Globals for handler source code (the handler runs in this process's global environment).
 
-function sleep(s) proc.sleep(s) end -- luacheck: ignore
+function sleep(s) proc.sleep(s) end
 
 --- The default answer body: one NAME=VALUE line per variable, in received order.
-function env_lines(req) -- luacheck: ignore
+function env_lines(req)
   local out = {}
   for _, n in ipairs(req.names) do out[#out + 1] = n .. "=" .. req.env[n] .. "\n" end
   return table.concat(out)
 end
 
---- Send all of `data`; returns true or nil, err (never raises: a broken gateway is a test).
-function send_all(sock, data) -- luacheck: ignore
+--- Send all of `bytes`; returns true or nil, err (never raises: a broken gateway is a test).
+function send_all(sock, bytes)
   local i = 1
-  while i <= #data do
-    local last, err, partial = sock:send(data, i)
+  while i <= #bytes do
+    local last, err, partial = sock:send(bytes, i)
     if last then return true end
     if err ~= "timeout" then return nil, err end
     i = partial + 1
@@ -122,11 +122,11 @@ local function handle(c, seq)
 
   function rec.read_body(self, n)
     n = n or tonumber(self.env.CONTENT_LENGTH) or 0
-    local data, rerr, partial = "", nil, nil
-    if n > 0 then data, rerr, partial = c:receive(n) end
-    self.body = data or partial or ""
+    local got, rerr, partial = "", nil, nil
+    if n > 0 then got, rerr, partial = c:receive(n) end
+    self.body = got or partial or ""
     self.body_read = true
-    self.body_complete = data ~= nil
+    self.body_complete = got ~= nil
     self.body_error = rerr
     save(self)
     return self.body

@@ -72,7 +72,8 @@ describe("hot reload #integration", function()
       local mark = gw:log_mark()
       rewrite(gw, config { listen = gw.listen, pass = B.url }, "atomic")
       assert(gw:signal "HUP")
-      local log = gw:wait_log("%[" .. gw.pid .. "%] [^\n]-reloaded [^\n]-%(SIGHUP%): generation %d+ %-> %d+, 1 routes, 0 balancers",
+      local log = gw:wait_log("%[" .. gw.pid .. "%] [^\n]-reloaded [^\n]-%(SIGHUP%): "
+                              .. "generation %d+ %-> %d+, 1 routes, 0 balancers",
                               5, { from = mark })
       assert.truthy(log, "no `reloaded ... (SIGHUP)` line")
       assert.equal("B", get(gw))
@@ -367,7 +368,7 @@ os.rename(out .. ".tmp", out)
     finally(function() gw:stop() end)
     -- smooth round-robin with equal weights: A B A B ... (ties by config order)
     assert.equal("A", get(gw))
-    mark = gw:log_mark()
+    local mark = gw:log_mark()
     rewrite(gw, src(gw.listen, "balancer 2, same members"), "atomic")
     assert(gw:signal "HUP")
     assert.truthy(gw:wait_log("reloaded [^\n]-1 balancers", 3, { from = mark }))

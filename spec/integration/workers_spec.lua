@@ -156,7 +156,6 @@ describe("workers #integration", function()
     assert.equal("B", get(gw, "/", a2))
     assert.equal("B", get(gw, "/", a1))
 
-    mark = gw:log_mark()
     old = children(gw.pid)
     rewrite(gw, config { listen = "127.0.0.1:" .. p2, pass = B.url, comment = "only p2" })
     assert(gw:signal "HUP")

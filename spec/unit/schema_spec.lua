@@ -185,9 +185,11 @@ describe("scgilua.config address helpers", function()
         assert.is_true(#errs >= 1)
         cfg, errs = config.validate { routes = { { [f] = v } } }
         assert.is_nil(cfg)
+        assert.is_true(#errs >= 1)
         cfg, errs = config.validate { balancers = { b = { members = { { url = v, [f] = v } } } },
                                       routes = { { path = v, match = v, pass = v, env = v } } }
         assert.is_nil(cfg)
+        assert.is_true(#errs >= 1)
       end
     end
   end)
