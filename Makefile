@@ -10,6 +10,7 @@ MANDIR   ?= $(PREFIX)/share/man
 CC       ?= cc
 PKGS     := libev-dev libluajit-5.1-dev luajit libhttp-parser-dev
 TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3 luarocks groff-base valgrind curl
+LINT_PKGS := clang-format lua-check cppcheck
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 LUAJIT_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null || echo -lluajit-5.1)
 
@@ -35,7 +36,7 @@ LIB_OBJS := $(filter-out $(BUILD)/main.o,$(OBJS))
 # relink when switching between the plain and the sanitized build
 $(shell mkdir -p $(BUILD); [ "$$(cat build/variant 2>/dev/null)" = "$(VARIANT)" ] || echo $(VARIANT) > build/variant)
 
-.PHONY: all run deps deps-test test test-c test-unit test-integration bench install fuzz clean
+.PHONY: all run deps deps-test test test-c test-unit test-integration lint format bench install fuzz clean
 
 all: scgi-lua
 
@@ -81,6 +82,16 @@ test-unit:
 
 test-integration: all
 	luajit /usr/bin/busted -o plainTerminal --run=integration
+
+# ---- static checks (not part of `make test`): clang-format, luacheck, include cycles, cppcheck;
+# one summary line, non-zero exit on any finding. `make format` rewrites the C files.
+lint:
+	@sh spec/tools/ensure-packages.sh $(PKGS) $(LINT_PKGS)
+	@sh spec/tools/lint.sh
+
+format:
+	@sh spec/tools/ensure-packages.sh clang-format
+	@sh spec/tools/format.sh
 
 bench: all
 	@sh spec/bench/run.sh
