@@ -1,6 +1,6 @@
 /*
- * balancer.c: which member gets the next request (SPEC §6, after mod_proxy_balancer's
- * proxy_balancer_get_best_worker and its lbmethods). Everything here is a pure function of the
+ * balancer.c: which member gets the next request (README "Balancers"), after mod_proxy_balancer's
+ * proxy_balancer_get_best_worker and its lbmethods. Everything here is a pure function of the
  * member flags, the shared runtime state and `now`; connecting, retrying, counting bytes and
  * logging belong to the caller, which logs once with the request's context.
  */

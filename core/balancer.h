@@ -1,9 +1,10 @@
 /*
- * balancer.h: member selection for balancer://NAME/ (SPEC §6, after mod_proxy_balancer): sticky
- * routes, lbset tiers, hot standbys, byrequests / bytraffic / bybusyness, force recovery, and the
- * per-member runtime state shared between config generations. Pure: no I/O, no libev, no Lua, no
- * logging; time comes in as `now` (seconds). It does not connect, count requests or bytes (the
- * caller updates busy/requests/bytes_*), nor own the registry that maps URLs to member states.
+ * balancer.h: member selection for balancer://NAME/, after mod_proxy_balancer (the rules: README
+ * "Balancers", scgi-lua(8) "Balancers"): sticky routes, lbset tiers, hot standbys, byrequests /
+ * bytraffic / bybusyness, force recovery, and the per-member runtime state shared between config
+ * generations. Pure: no I/O, no libev, no Lua, no logging; time comes in as `now` (seconds). It
+ * does not connect, count requests or bytes (the caller updates busy/requests/bytes_*), nor own
+ * the registry that maps URLs to member states.
  */
 #ifndef SG_BALANCER_H
 #define SG_BALANCER_H

@@ -1,9 +1,10 @@
 /*
- * sendfile.h: files a backend names in its X-Sendfile header (SPEC §7). This module opens
- * and vets the file (absolute path, regular, readable, inside sendfile_root after symlinks,
- * judged on the opened descriptor so a swapped symlink cannot escape) and plans the answer
- * (validators, conditional requests, a single byte range). conn.c streams the bytes with
- * sendfile(2). Nothing here logs or touches sockets.
+ * sendfile.h: files a backend names in its X-Sendfile header (README "X-Sendfile and internal
+ * redirects", scgi-lua(8) "Routes": sendfile, sendfile_root). This module opens and vets the file
+ * (absolute path, regular, readable, inside sendfile_root after symlinks, judged on the opened
+ * descriptor so a swapped symlink cannot escape) and plans the answer (validators, conditional
+ * requests, a single byte range). conn.c streams the bytes with sendfile(2). Nothing here logs or
+ * touches sockets.
  */
 #ifndef SG_SENDFILE_H
 #define SG_SENDFILE_H

@@ -1,6 +1,6 @@
 /*
- * stats.h: process-wide request counters for the status endpoint (SPEC §9): requests by
- * status class and a latency histogram. Owned by the server; recording is a few adds.
+ * stats.h: process-wide request counters for the status endpoint (scgi-lua(8) "STATUS ENDPOINT"):
+ * requests by status class and a latency histogram. Owned by the server; recording is a few adds.
  */
 #ifndef SG_STATS_H
 #define SG_STATS_H

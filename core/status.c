@@ -1,8 +1,9 @@
 /*
- * status.c: the status endpoint's renderer (SPEC §9). One pass over a sg_status_view produces
- * JSON, Prometheus text format 0.0.4 or a small self-contained HTML page. Everything that comes
- * from the config or from a backend (URLs, names, paths, last errors) is escaped for the target
- * format. Pure: it only appends to the caller's buffer; no I/O, no logging, no access control.
+ * status.c: the status endpoint's renderer (scgi-lua(8) "STATUS ENDPOINT"). One pass over a
+ * sg_status_view produces JSON, Prometheus text format 0.0.4 or a small self-contained HTML page.
+ * Everything that comes from the config or from a backend (URLs, names, paths, last errors) is
+ * escaped for the target format. Pure: it only appends to the caller's buffer; no I/O, no logging,
+ * no access control.
  */
 #include "status.h"
 

@@ -1,7 +1,8 @@
 /*
- * status.h: the status endpoint's renderer (SPEC §9): JSON, Prometheus text format 0.0.4
- * and a small read-only HTML page, from a snapshot the caller fills. Pure: no I/O, no
- * logging, no access control (conn.c checks `status.allow` before calling it).
+ * status.h: the status endpoint's renderer (scgi-lua(8) "STATUS ENDPOINT" documents every field):
+ * JSON, Prometheus text format 0.0.4 and a small read-only HTML page, from a snapshot the caller
+ * fills. Pure: no I/O, no logging, no access control (conn.c checks `status.allow` before calling
+ * it).
  */
 #ifndef SG_STATUS_H
 #define SG_STATUS_H

@@ -1,6 +1,7 @@
 -- scgilua.config: loads a gateway.lua file, validates it and returns the normalised table the C
--- core reads (field names are a contract, see SPEC.md §3). Every problem is collected as
--- "<dotted.path>: <message>"; the caller names the file and reports them all once.
+-- core reads (its field names are a contract with the C config decoder; the user-facing ones are
+-- documented in scgi-lua(8) "CONFIGURATION"). Every problem is collected as "<dotted.path>:
+-- <message>"; the caller names the file and reports them all once.
 -- It does not resolve host names, open sockets or touch files named in the config: that is the
 -- C core's job at load and reload. Pure Lua, no ffi: runs under a stock luajit.
 
