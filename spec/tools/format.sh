@@ -4,8 +4,9 @@
 # Without FILE: core/*.{c,h}, spec/c/*.{c,h}, spec/fuzz/*.{c,h}. With --check nothing is
 # written: each file clang-format would change is listed with the number of its lines that
 # would change, and the exit status is 1 if there is any. CLANG_FORMAT names the binary
-# (default clang-format; the style was measured with clang-format 14, other versions may
-# format a few constructs differently).
+# (default clang-format-14 if installed, else clang-format): the style was measured with
+# clang-format 14, and other versions format a few constructs differently, so another
+# version is named in a warning.
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 
@@ -14,11 +15,18 @@ if [ "${1:-}" = "--check" ]; then
     check=1
     shift
 fi
-CLANG_FORMAT=${CLANG_FORMAT:-clang-format}
+if [ -z "${CLANG_FORMAT:-}" ]; then
+    CLANG_FORMAT=clang-format
+    command -v clang-format-14 >/dev/null 2>&1 && CLANG_FORMAT=clang-format-14
+fi
 if ! command -v "$CLANG_FORMAT" >/dev/null 2>&1; then
     echo "format.sh: $CLANG_FORMAT not found (Debian package clang-format; make lint installs it)" >&2
     exit 2
 fi
+case $("$CLANG_FORMAT" --version) in
+*" version 14."*) ;;
+*) echo "format.sh: warning: $("$CLANG_FORMAT" --version) is not clang-format 14" >&2 ;;
+esac
 [ $# -gt 0 ] || set -- core/*.c core/*.h spec/c/*.c spec/c/*.h spec/fuzz/*.c spec/fuzz/*.h
 
 if [ $check = 0 ]; then
