@@ -6,7 +6,6 @@
 #include "util.h"
 
 #include <stdio.h>
-#include <strings.h>
 
 static void oom(size_t n)
 {
@@ -51,15 +50,34 @@ char *sg_xstrdup(const char *s)
     return sg_xstrndup(s, strlen(s));
 }
 
+/* ASCII case folding, one pass, no strlen: the hot callers compare header names against
+ * literals, and most comparisons fail at the first byte. Same answer as strlen(b) == alen &&
+ * strncasecmp(a, b, alen) == 0 in the C locale (the only one this process runs in). */
 int sg_strieq(const char *a, size_t alen, const char *b)
 {
-    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (y == '\0')
+            return 0; /* b is shorter */
+        if (x != y && ((x | 0x20) != (y | 0x20) || (unsigned)((y | 0x20) - 'a') > 'z' - 'a'))
+            return 0;
+    }
+    return b[alen] == '\0';
 }
 
 size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix)
 {
     char tmp[24];
     size_t n = 0;
+    if (radix == 10) { /* the common case, with a constant divisor (a multiply, not a div) */
+        do {
+            tmp[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        for (size_t i = 0; i < n; i++)
+            out[i] = tmp[n - 1 - i];
+        return n;
+    }
     do {
         unsigned d = (unsigned)(v % radix);
         tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
