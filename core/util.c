@@ -69,13 +69,29 @@ size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix)
 {
     char tmp[24];
     size_t n = 0;
-    if (radix == 10) { /* the common case, with a constant divisor (a multiply, not a div) */
-        do {
-            tmp[n++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v);
+    if (radix == 10) { /* the common case: two digits per step, from a table */
+        static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                    "25262728293031323334353637383940414243444546474849"
+                                    "50515253545556575859606162636465666768697071727374"
+                                    "75767778798081828384858687888990919293949596979899";
+        char *p = tmp + sizeof tmp;
+        while (v >= 100) {
+            unsigned r = (unsigned)(v % 100);
+            v /= 100;
+            p -= 2;
+            p[0] = pairs[2 * r];
+            p[1] = pairs[2 * r + 1];
+        }
+        if (v >= 10) {
+            p -= 2;
+            p[0] = pairs[2 * v];
+            p[1] = pairs[2 * v + 1];
+        } else {
+            *--p = (char)('0' + v);
+        }
+        n = (size_t)(tmp + sizeof tmp - p);
         for (size_t i = 0; i < n; i++)
-            out[i] = tmp[n - 1 - i];
+            out[i] = p[i];
         return n;
     }
     do {
