@@ -65,7 +65,8 @@ void sg_buf_append(sg_buf *b, const void *p, size_t n)
 {
     if (!n)
         return;
-    sg_buf_reserve(b, n);
+    if (sg_buf_room(b) < n)
+        sg_buf_reserve(b, n);
     memcpy(sg_buf_tail(b), p, n);
     b->len += n;
 }

@@ -52,9 +52,25 @@ enum { CK_SIZE0, CK_SIZE, CK_EXT_PRE, CK_EXT_NAME, CK_EXT_POSTNAME, CK_EXT_PREVA
        CK_EXT_POSTVAL, CK_EXT_QUOTED, CK_EXT_QESC, CK_EXT_POSTVAL_Q, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF,
        CK_TRAILER0, CK_TRAILER_NAME, CK_TRAILER, CK_TRAILER_LF, CK_END_LF, CK_DONE };
 
+/* RFC 9110 §5.6.2 tchar: ALPHA / DIGIT / "!#$%&'*+-.^_`|~", as a table (every byte of
+ * every header name passes here) */
 static bool tchar(unsigned char c)
 {
-    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+    static const unsigned char t[256] = {
+        ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
+        ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1,
+        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+        ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+        ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+        ['Y'] = 1, ['Z'] = 1,
+        ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+        ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+        ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+        ['y'] = 1, ['z'] = 1,
+    };
+    return t[c];
 }
 
 static sg_http *from_parser(http_parser *p)
@@ -966,6 +982,8 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
         /* after a parse error the bytes past it were never part of the head */
         size_t visible = parse_error ? upto : len;
         for (size_t i = 0; i < upto; i++) {
+            if ((unsigned char)data[i] > '\r')
+                continue; /* one comparison for nearly every byte of the head */
             if (data[i] == '\n') {
                 /* RFC 9112 §5.2: obs-fold (and a first header line that starts with
                  * whitespace) is refused, as nginx does; http-parser would unfold it */

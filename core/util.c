@@ -6,7 +6,6 @@
 #include "util.h"
 
 #include <stdio.h>
-#include <strings.h>
 
 static void oom(size_t n)
 {
@@ -51,15 +50,50 @@ char *sg_xstrdup(const char *s)
     return sg_xstrndup(s, strlen(s));
 }
 
+/* ASCII case folding, one pass, no strlen: the hot callers compare header names against
+ * literals, and most comparisons fail at the first byte. Same answer as strlen(b) == alen &&
+ * strncasecmp(a, b, alen) == 0 in the C locale (the only one this process runs in). */
 int sg_strieq(const char *a, size_t alen, const char *b)
 {
-    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (y == '\0')
+            return 0; /* b is shorter */
+        if (x != y && ((x | 0x20) != (y | 0x20) || (unsigned)((y | 0x20) - 'a') > 'z' - 'a'))
+            return 0;
+    }
+    return b[alen] == '\0';
 }
 
 size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix)
 {
     char tmp[24];
     size_t n = 0;
+    if (radix == 10) { /* the common case: two digits per step, from a table */
+        static const char pairs[] = "00010203040506070809101112131415161718192021222324"
+                                    "25262728293031323334353637383940414243444546474849"
+                                    "50515253545556575859606162636465666768697071727374"
+                                    "75767778798081828384858687888990919293949596979899";
+        char *p = tmp + sizeof tmp;
+        while (v >= 100) {
+            unsigned r = (unsigned)(v % 100);
+            v /= 100;
+            p -= 2;
+            p[0] = pairs[2 * r];
+            p[1] = pairs[2 * r + 1];
+        }
+        if (v >= 10) {
+            p -= 2;
+            p[0] = pairs[2 * v];
+            p[1] = pairs[2 * v + 1];
+        } else {
+            *--p = (char)('0' + v);
+        }
+        n = (size_t)(tmp + sizeof tmp - p);
+        for (size_t i = 0; i < n; i++)
+            out[i] = p[i];
+        return n;
+    }
     do {
         unsigned d = (unsigned)(v % radix);
         tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);

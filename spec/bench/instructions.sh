@@ -4,6 +4,8 @@
 # connection against the rig's SCGI backend. Unlike req/s on a shared VM, this number repeats
 # to within a fraction of a percent, so it is the one to judge a change by.
 #   usage: spec/bench/instructions.sh [N]   (VARIANTS="plain lua-match balancer lua-balancer")
+#   CG_KEEP=DIR keeps each variant's callgrind file as DIR/cg.VARIANT (for callgrind_annotate);
+#   CG_OPTS adds callgrind options (e.g. "--dump-instr=yes").
 set -u
 here=$(cd "$(dirname "$0")/../.." && pwd)
 rig=${BENCH_RIG:-$here/../shared/bench}
@@ -18,7 +20,7 @@ bpid=$!
 trap 'kill $bpid 2>/dev/null; rm -rf "$tmp"' EXIT
 for v in ${VARIANTS:-plain lua-match balancer lua-balancer}; do
     port=$(pick_port)
-    GW_VARIANT=$v GW_PREFIX="valgrind --tool=callgrind --callgrind-out-file=$tmp/cg.$v.%p" \
+    GW_VARIANT=$v GW_PREFIX="valgrind --tool=callgrind ${CG_OPTS:-} --callgrind-out-file=$tmp/cg.$v.%p" \
         "$here/spec/bench/gateway.sh" "$port" "$bport" "$tmp" "$tmp" 1 >"$tmp/gw.$v.log" 2>&1 &
     gpid=$!
     i=0
@@ -33,4 +35,5 @@ for v in ${VARIANTS:-plain lua-match balancer lua-balancer}; do
     kill "$gpid"; wait "$gpid" 2>/dev/null
     total=$(sed -n 's/^summary: //p' "$tmp"/cg.$v.*.1 | head -1)
     echo "INSTR $v $((total / n))"
+    [ -n "${CG_KEEP:-}" ] && cp "$(ls "$tmp"/cg.$v.*.1 | head -1)" "$CG_KEEP/cg.$v"
 done

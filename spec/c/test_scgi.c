@@ -185,10 +185,57 @@ static void test_head_limits(void)
     CHECK_STR(sg_http_reason(103), "Early Hints");
 }
 
+/* the one-pass sg_strieq against the strlen + strncasecmp definition it replaced */
+static void test_strieq_fmt(void)
+{
+    static const char *a[] = { "Host", "host", "HOST", "Hos", "Hostx", "H\0st", "", "@", "`",
+                               "[", "{", "Content-Length", "content-lengtH", "TE", "te" };
+    static const char *b[] = { "Host", "", "@", "{", "Content-Length", "TE", "Hos" };
+    for (size_t i = 0; i < SG_ARRAY_LEN(a); i++)
+        for (size_t j = 0; j < SG_ARRAY_LEN(b); j++) {
+            size_t alen = i == 5 ? 5 : strlen(a[i]); /* "H\0st": 5 bytes, a NUL inside */
+            int want = strlen(b[j]) == alen && strncasecmp(a[i], b[j], alen) == 0;
+            CHECK_INT(sg_strieq(a[i], alen, b[j]), want);
+        }
+    static const unsigned long long nums[] = { 0, 7, 9, 10, 42, 99, 100, 101, 999, 1000, 65535,
+                                               1234567890123ull, 18446744073709551615ull };
+    for (size_t i = 0; i < SG_ARRAY_LEN(nums); i++) {
+        char got[32], want[32];
+        size_t n = sg_fmt_u64(got, nums[i], 10);
+        snprintf(want, sizeof want, "%llu", nums[i]);
+        CHECK_MEM(got, n, want, strlen(want));
+        n = sg_fmt_u64(got, nums[i], 16);
+        snprintf(want, sizeof want, "%llx", nums[i]);
+        CHECK_MEM(got, n, want, strlen(want));
+    }
+}
+
+/* control bytes are found wherever they stand in a line (the check reads 8 bytes at a time);
+ * a tab is allowed, 0x7f and obs-text 0x80+ are told apart */
+static void test_head_ctl_positions(void)
+{
+    for (size_t pos = 0; pos < 20; pos++) {
+        for (int k = 0; k < 4; k++) {
+            static const char bytes[] = { '\x01', '\t', '\x7f', '\xe9' };
+            char line[64];
+            memcpy(line, "X-Long-Name: abcdefghijklmnopqrstuvwxyz", 39);
+            line[13 + pos] = bytes[k];
+            char head[128];
+            int n = snprintf(head, sizeof head, "Status: 200 OK\r\n%.*s\r\n\r\n", 39, line);
+            sg_cgi_head h;
+            const char *err = NULL;
+            int rc = sg_cgi_parse(head, (size_t)n, &h, &err);
+            CHECK_INT(rc, (k == 0 || k == 2) ? SG_ERR : SG_OK);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_netstring_golden);
     RUN(test_vars_rules);
+    RUN(test_strieq_fmt);
+    RUN(test_head_ctl_positions);
     test_head_cases();
     RUN(test_head_limits);
     RUN(test_no_body_rule);
