@@ -14,7 +14,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -149,92 +148,19 @@ static bool keep_alive(const sg_conn *c)
 }
 
 /*
- * Starts a response head: the status line. A 1xx is an interim head (closed by
- * sg_conn_end_interim, the request goes on); any other status starts the final response and
- * decides, by the one rule in sg_http_response_has_body, whether body bytes may follow.
- */
-void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len)
-{
-    if (status >= 200) {
-        c->status = status;
-        c->response_started = true;
-        c->resp_no_body = !sg_http_response_has_body(status, c->req.head_only);
-    }
-    if (!reason) {
-        reason = sg_http_reason(status);
-        reason_len = strlen(reason);
-    }
-    char *t;
-    sg_buf_reserve(&c->out, 9 + 4 + reason_len + 2);
-    t = sg_buf_tail(&c->out);
-    memcpy(t, "HTTP/1.1 ", 9);
-    t[9] = (char)('0' + status / 100);
-    t[10] = (char)('0' + status / 10 % 10);
-    t[11] = (char)('0' + status % 10);
-    t[12] = ' ';
-    memcpy(t + 13, reason, reason_len);
-    memcpy(t + 13 + reason_len, "\r\n", 2);
-    c->out.len += 15 + reason_len;
-}
-
-void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
-                        size_t vlen)
-{
-    sg_buf_reserve(&c->out, nlen + vlen + 4);
-    sg_buf_append(&c->out, name, nlen);
-    sg_buf_append(&c->out, ": ", 2);
-    sg_buf_append(&c->out, value, vlen);
-    sg_buf_append(&c->out, "\r\n", 2);
-}
-
-void sg_conn_end_interim(sg_conn *c)
-{
-    sg_buf_append(&c->out, "\r\n", 2);
-}
-
-/*
- * Ends the final head and writes its framing; callers never write Content-Length or
- * Transfer-Encoding themselves. content_length >= 0 frames the body by length; -1 means
- * "until the backend closes": chunked for HTTP/1.1, close-delimited for HTTP/1.0. A 1xx,
- * 204 or 304 gets no framing header at all and no body; a HEAD response keeps its length.
+ * Ends the final head: the writer frames the body and may rule keep-alive out (a body
+ * delimited by the close); an unread request body rules it out here.
  */
 void sg_conn_end_head(sg_conn *c, int64_t content_length)
 {
-    c->resp_chunked = c->resp_until_close = false;
-    c->resp_remaining = c->resp_no_body ? 0 : content_length;
-    if (!sg_http_status_has_body(c->status)) {
-        /* no framing: the head's blank line ends the message */
-    } else if (content_length >= 0) {
-        char n[24];
-        sg_buf_append(&c->out, "Content-Length: ", 16);
-        sg_buf_append(&c->out, n, sg_fmt_u64(n, (unsigned long long)content_length, 10));
-        sg_buf_append(&c->out, "\r\n", 2);
-    } else if (c->resp_no_body) {
-        /* HEAD of a length-less body: nothing to announce */
-    } else if (c->req.http_minor >= 1) {
-        c->resp_chunked = true;
-        sg_buf_append_str(&c->out, "Transfer-Encoding: chunked\r\n");
-    } else {
-        c->resp_until_close = true;
-        c->close_after = true;
-    }
     if (!c->req.has_body || c->body_complete) {
         /* nothing left to read */
     } else if (c->state != SG_CONN_PROXY || c->up.write_closed) {
         c->close_after = true; /* unread body: cannot find the next request reliably */
     }
-    if (c->redirect_cookies.len)
-        sg_buf_append(&c->out, sg_buf_head(&c->redirect_cookies), c->redirect_cookies.len);
-    if (keep_alive(c)) {
-        if (c->req.http_minor == 0)
-            sg_buf_append_str(&c->out, "Connection: keep-alive\r\n");
-    } else {
+    if (!sg_response_end_head(&c->resp, content_length, sg_buf_head(&c->redirect_cookies),
+                              c->redirect_cookies.len, keep_alive(c), sg_server_date(c->server)))
         c->close_after = true;
-        sg_buf_append_str(&c->out, "Connection: close\r\n");
-    }
-    sg_buf_append(&c->out, "Date: ", 6);
-    sg_buf_append_str(&c->out, sg_server_date(c->server));
-    sg_buf_append(&c->out, "\r\n\r\n", 4);
 }
 
 /*
@@ -247,25 +173,22 @@ static void reply(sg_conn *c, int status, const char *ctype, const char *body, s
 {
     assert(status >= 200 && "a gateway reply is a final response");
     c->state = SG_CONN_LOCAL;
-    sg_conn_begin_response(c, status, NULL, 0);
-    sg_buf_append_str(&c->out, "Server: " SG_SOFTWARE "\r\n");
+    sg_response_begin(&c->resp, status, NULL, 0);
+    sg_response_add_raw(&c->resp, "Server: " SG_SOFTWARE "\r\n", sizeof SG_SOFTWARE + 9);
     if (location)
-        sg_conn_add_header(c, "Location", 8, location, strlen(location));
+        sg_response_add_header(&c->resp, "Location", 8, location, strlen(location));
     if (!sg_http_status_has_body(status))
         blen = 0; /* a 204/304 from an access hook: its body has no place on the wire */
     else
-        sg_conn_add_header(c, "Content-Type", 12, ctype, strlen(ctype));
+        sg_response_add_header(&c->resp, "Content-Type", 12, ctype, strlen(ctype));
     sg_conn_end_head(c, (int64_t)blen);
-    if (!c->resp_no_body) {
-        sg_buf_append(&c->out, body, blen);
-        c->bytes_out += blen;
-    }
-    c->response_done = true;
+    sg_response_body(&c->resp, body, blen); /* dropped by the writer for a HEAD */
+    c->resp.done = true;
 }
 
 void sg_conn_error(sg_conn *c, int status, const char *cause)
 {
-    if (c->response_started) {
+    if (c->resp.started) {
         /* too late for a status: the only honest signal left is closing */
         sg_conn_log_route(c, SG_LOG_ERROR, "%s after the response started, closing", cause);
         sg_upstream_close(c);
@@ -301,7 +224,7 @@ static void access_log(sg_conn *c)
     double took = ev_time() - c->t_start;
     const char *backend = c->route && c->up.be ? c->up.be->text : NULL;
     if (c->cfg && c->cfg->log_format_ref >= 0 && c->hook.cfg) {
-        sg_log_fields f = { c->status, c->bytes_out, took, backend, tbuf };
+        sg_log_fields f = { c->resp.status, c->resp.bytes_out, took, backend, tbuf };
         sg_buf err;
         sg_buf_init(&err);
         if (sg_lua_log_format(&c->hook, &f, &line, &err) != SG_OK) {
@@ -315,7 +238,7 @@ static void access_log(sg_conn *c)
         sg_buf_appendf(&line, "%s - - [%s] \"%s ", c->remote_addr, tbuf, method);
         sg_http_log_escape(&line, uri, (size_t)uri_len);
         sg_buf_appendf(&line, " HTTP/%d.%d\" %d %llu \"", c->req.http_major, c->req.http_minor,
-                       c->status, (unsigned long long)c->bytes_out);
+                       c->resp.status, (unsigned long long)c->resp.bytes_out);
         sg_http_log_escape(&line, ref ? ref->value : "-", ref ? ref->value_len : 1);
         sg_buf_append(&line, "\" \"", 3);
         sg_http_log_escape(&line, ua ? ua->value : "-", ua ? ua->value_len : 1);
@@ -340,15 +263,10 @@ static void request_reset(sg_conn *c)
     sg_hook_ctx_init(&c->hook, NULL, NULL, NULL, 0);
     c->body_received = c->body_left = 0;
     c->raw_body = c->body_complete = c->body_discard = false;
-    c->close_after = c->response_started = c->response_done = c->sent_continue = false;
-    c->resp_chunked = c->resp_until_close = c->resp_no_body = false;
-    c->resp_remaining = -1;
-    c->status = 0;
-    c->bytes_out = 0;
+    c->close_after = c->sent_continue = false;
+    sg_response_reset(&c->resp); /* closes a file body left by a cut response */
     c->t_start = c->t_up = 0;
     c->spool_off = 0;
-    c->file_off = 0;
-    c->file_left = 0;
     c->redirects = 0;
     c->orig_method = NULL;
 }
@@ -356,17 +274,13 @@ static void request_reset(sg_conn *c)
 /* The request is over: count and log it, release what it held, reset what described it. */
 static void end_request(sg_conn *c)
 {
-    if (c->req.method && c->status)
-        sg_stats_record(sg_server_stats(c->server), c->status,
+    if (c->req.method && c->resp.status)
+        sg_stats_record(sg_server_stats(c->server), c->resp.status,
                         ev_time() - c->t_start);
     access_log(c);
     sg_hook_ctx_release(&c->hook);
     sg_upstream_reset(c);
-    if (c->file_fd >= 0) {
-        close(c->file_fd);
-        c->file_fd = -1;
-    }
-    sg_server_pipe_give(c->server, &c->pipe);
+    sg_server_pipe_give(c->server, &c->resp.pipe);
     sg_buf_reset(&c->redirect_cookies);
     sg_buf_reset(&c->orig_uri);
     if (c->spool_fd >= 0) {
@@ -389,8 +303,8 @@ static void shrink(sg_conn *c)
 {
     if (c->in.len == 0)
         sg_buf_free(&c->in);
-    if (c->out.len == 0)
-        sg_buf_free(&c->out);
+    if (c->resp.out.len == 0)
+        sg_buf_free(&c->resp.out);
     sg_buf_free(&c->body);
     sg_buf_free(&c->up.head);
     sg_buf_free(&c->up.req);
@@ -441,7 +355,7 @@ static void conn_linger(sg_conn *c)
         return;
     }
     c->state = SG_CONN_LINGER;
-    c->response_done = false;
+    c->resp.done = false;
     c->t_head = ev_now(sg_server_loop(c->server));
     sg_buf_reset(&c->in);
 }
@@ -470,7 +384,7 @@ static void finish_request(sg_conn *c)
 static void send_continue(sg_conn *c)
 {
     if (c->req.expect_continue && !c->sent_continue) {
-        sg_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        sg_response_add_raw(&c->resp, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         c->sent_continue = true;
     }
 }
@@ -732,7 +646,7 @@ static bool conn_parse(sg_conn *c)
         long n = sg_http_feed(&c->http, sg_buf_head(&c->in), want, &events, &status, &err);
         if (n < 0) {
             sg_buf_reset(&c->in);
-            if (before == SG_CONN_READ_HEAD || !c->response_started) {
+            if (before == SG_CONN_READ_HEAD || !c->resp.started) {
                 sg_log_info(0, "bad request from %s: %s, %d", c->peer, err, status);
                 c->close_after = true;
                 if (before == SG_CONN_PROXY)
@@ -781,76 +695,33 @@ static bool conn_parse(sg_conn *c)
 }
 
 /*
- * Streams the X-Sendfile answer once the head is out; zero-copy, resumes on EAGAIN.
- * At most SG_SENDFILE_TURN bytes per wakeup: a client that reads as fast as the kernel
- * sends would otherwise keep the loop to itself and stall every other connection.
+ * Writes the response's pending bytes (callers check sg_response_pending first: most turns
+ * have none); returns false if the connection was closed.
  */
-#define SG_SENDFILE_TURN (2 * 1024 * 1024)
-static bool send_file(sg_conn *c)
-{
-    size_t turn = SG_SENDFILE_TURN;
-    while (c->file_left > 0 && turn > 0) {
-        size_t chunk = c->file_left > turn ? turn : (size_t)c->file_left;
-        ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, chunk);
-        if (n > 0) {
-            c->file_left -= (uint64_t)n;
-            turn -= (size_t)n;
-            c->bytes_out += (uint64_t)n;
-            c->t_write = ev_now(sg_server_loop(c->server));
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return true;
-        /* 0: the file shrank under us; the promised length cannot be kept */
-        if (n == 0)
-            sg_conn_log_route(c, SG_LOG_ERROR, "sendfile target shrank while being sent, closing");
-        else
-            sg_log_debug(errno, "sendfile to %s failed, closing", c->peer);
-        sg_conn_close(c);
-        return false;
-    }
-    if (c->file_left > 0)
-        return true; /* our turn is over; the write watcher brings us back */
-    close(c->file_fd);
-    c->file_fd = -1;
-    c->response_done = true;
-    return true;
-}
-
-/* Writes `out` (then any file body); returns false if the connection was closed. */
 static bool conn_flush(sg_conn *c)
 {
-    if (c->out.len) {
-        ssize_t n = sg_buf_write(&c->out, c->fd);
-        if (n == SG_ERR) {
-            sg_log_debug(errno, "write to %s failed, closing", c->peer);
-            sg_conn_close(c);
-            return false;
-        }
-        if (n > 0) {
-            c->t_write = ev_now(sg_server_loop(c->server));
-            if (c->out.len == 0)
-                sg_buf_reset(&c->out);
-        }
-    }
-    if (c->out.len == 0 && c->pipe.len) {
-        ssize_t n = sg_pipe_drain(&c->pipe, c->fd);
-        if (n == SG_ERR) {
-            sg_log_debug(errno, "write to %s failed, closing", c->peer);
-            sg_conn_close(c);
-            return false;
-        }
-        if (n > 0)
-            c->t_write = ev_now(sg_server_loop(c->server));
-    }
-    if (c->out.len == 0 && c->file_fd >= 0)
-        return send_file(c);
-    return true;
+    const char *err = NULL;
+    int rc = sg_response_flush(&c->resp, c->fd, &err);
+    if (rc > 0)
+        c->t_write = ev_now(sg_server_loop(c->server));
+    if (rc >= 0)
+        return true;
+    if (err == sg_response_file_shrank)
+        sg_conn_log_route(c, SG_LOG_ERROR, "sendfile target shrank while being sent, closing");
+    else if (err == sg_response_sendfile_failed)
+        sg_log_debug(errno, "sendfile to %s failed, closing", c->peer);
+    else
+        sg_log_debug(errno, "write to %s failed, closing", c->peer);
+    sg_conn_close(c);
+    return false;
 }
 
 static void conn_watch(sg_conn *c);
+
+static inline bool to_client(const sg_conn *c)
+{
+    return sg_response_pending(&c->resp);
+}
 
 static void conn_run(sg_conn *c)
 {
@@ -858,10 +729,10 @@ static void conn_run(sg_conn *c)
         if (c->state == SG_CONN_CLOSING)
             return;
         bool progress = conn_parse(c);
-        if (c->state == SG_CONN_CLOSING || !conn_flush(c))
+        if (c->state == SG_CONN_CLOSING || (to_client(c) && !conn_flush(c)))
             return;
         sg_upstream_reap(c);
-        if (c->response_done && c->out.len == 0 && c->pipe.len == 0) {
+        if (c->resp.done && c->resp.out.len == 0 && c->resp.pipe.len == 0) {
             finish_request(c);
             if (c->state == SG_CONN_CLOSING)
                 return;
@@ -893,11 +764,7 @@ static void set_io(struct ev_loop *loop, ev_io *w, bool on)
         ev_io_stop(loop, w);
 }
 
-/* Response bytes still on their way to the client: buffered, piped or in the file. */
-static bool to_client(const sg_conn *c)
-{
-    return c->out.len || c->pipe.len || c->file_left;
-}
+
 
 static ev_tstamp conn_deadline(sg_conn *c, int *what)
 {
@@ -1107,8 +974,7 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
     c->fd = fd;
     c->server = s;
     c->spool_fd = -1;
-    c->file_fd = -1;
-    sg_pipe_init(&c->pipe);
+    sg_response_init(&c->resp, &c->req);
     c->listen_text = listen_text;
     format_addr(peer, c->remote_addr, sizeof c->remote_addr, &c->remote_port);
     if (peer->sa_family == AF_INET6)
@@ -1129,7 +995,6 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
         }
     }
     sg_buf_init(&c->in);
-    sg_buf_init(&c->out);
     sg_buf_init(&c->body);
     sg_buf_init(&c->redirect_cookies);
     sg_buf_init(&c->orig_uri);
@@ -1175,8 +1040,7 @@ void sg_conn_free(sg_conn *c)
     if (!c)
         return;
     sg_buf_free(&c->in);
-    sg_buf_free(&c->out);
-    sg_pipe_close(&c->pipe);
+    sg_response_free(&c->resp);
     sg_buf_free(&c->body);
     sg_buf_free(&c->redirect_cookies);
     sg_buf_free(&c->orig_uri);

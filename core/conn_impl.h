@@ -14,6 +14,7 @@
 #include "http.h"
 #include "lua_bridge.h"
 #include "pipe.h"
+#include "response.h"
 #include "scgi.h"
 
 #define SG_OUT_MAX (128 * 1024)  /* bytes queued for the client before backpressure: a 64 KiB
@@ -89,8 +90,7 @@ struct sg_conn {
     sg_hook_ctx hook;
     const sg_route *route;    /* borrowed from cfg */
     sg_buf in;                /* owned: client bytes not parsed yet */
-    sg_buf out;               /* owned: bytes for the client */
-    sg_pipe pipe;             /* owned: body bytes for the client after `out` (splice) */
+    sg_response resp;         /* owned: the response writer, its output buffer and body sources */
     sg_buf body;              /* owned: body bytes for the backend (or in-memory spool) */
     int spool_fd;             /* temp file for a large chunked body, -1 if none */
     uint64_t spool_off;       /* sendfile offset into spool_fd */
@@ -102,13 +102,7 @@ struct sg_conn {
     bool read_eof;            /* client half-closed */
     bool in_more;             /* the last client read filled its buffer: more is likely queued */
     bool close_after;         /* close once the response is written */
-    bool response_started;    /* head sent to client (errors now close instead) */
-    bool response_done;       /* nothing more will be appended to out */
     bool sent_continue;
-    bool resp_chunked, resp_until_close, resp_no_body;
-    int64_t resp_remaining;   /* Content-Length bytes still expected, -1 if none */
-    int status;               /* for the access log */
-    uint64_t bytes_out;
     unsigned requests;
     ev_tstamp t_start;        /* request start: its head's first byte (accept for the first) */
     ev_tstamp t_head;         /* client_header origin: as t_start; 0 until a head byte came */
@@ -119,10 +113,6 @@ struct sg_conn {
     sg_upstream up;
     sg_scgi_vars vars;        /* owned; reused per request */
 
-    /* X-Sendfile answer being streamed (SPEC §7) */
-    int file_fd;              /* owned, -1 if none */
-    off_t file_off;
-    uint64_t file_left;
     /* internal redirects (SPEC §7) */
     int redirects;
     sg_buf redirect_cookies;  /* owned: "Set-Cookie: …\r\n" lines kept for the final answer */
@@ -134,12 +124,8 @@ struct sg_conn {
 /** Routes the current request (again, after an internal redirect) and starts it. */
 void sg_conn_route(sg_conn *c);
 void sg_conn_error(sg_conn *c, int status, const char *cause);
-void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len);
-void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
-                        size_t vlen);
+/** Ends the final head begun on c->resp: framing (response.c), then keep-alive and Date. */
 void sg_conn_end_head(sg_conn *c, int64_t content_length);
-/** Ends an interim (1xx) head begun with sg_conn_begin_response. */
-void sg_conn_end_interim(sg_conn *c);
 void sg_conn_log_route(sg_conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
