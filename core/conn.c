@@ -68,58 +68,23 @@ static void format_addr(const struct sockaddr *sa, char *addr, size_t addrlen, i
 
 /* ---- body callback (from the parser) ---- */
 
-static void spool_to_file(sg_conn *c, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(c->spool_fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            sg_log_error(errno, "%s: writing the request body to a temp file failed", c->peer);
-            c->body_discard = true;
-            return;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
 static void on_body(void *ud, const char *data, size_t len)
 {
     sg_conn *c = ud;
-    c->body_received += len;
-    if (c->body_discard)
+    c->rb.received += len;
+    if (c->rb.discard)
         return;
     if (c->state == SG_CONN_SPOOL_BODY) {
-        if (c->body_received > c->cfg->limits.body_bytes) {
-            c->body_discard = true; /* conn_parse answers 413 */
+        if (c->rb.received > c->cfg->limits.body_bytes) {
+            c->rb.discard = true; /* conn_parse answers 413 */
             return;
         }
-        if (c->spool_fd < 0 && c->body.len + len > SG_SPOOL_MEM) {
-            /* unlinked at once: the file vanishes with the descriptor, whatever happens */
-            c->spool_fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-            if (c->spool_fd < 0) {
-                char tmpl[] = "/tmp/scgi-lua-body.XXXXXX";
-                c->spool_fd = mkostemp(tmpl, O_CLOEXEC);
-                if (c->spool_fd >= 0)
-                    unlink(tmpl);
-            }
-            if (c->spool_fd < 0) {
-                sg_log_error(errno, "%s: cannot create a temp file for the request body",
-                             c->peer);
-                c->body_discard = true;
-                return;
-            }
-            spool_to_file(c, sg_buf_head(&c->body), c->body.len);
-            sg_buf_reset(&c->body);
-        }
-        if (c->spool_fd >= 0)
-            spool_to_file(c, data, len);
-        else
-            sg_buf_append(&c->body, data, len);
+        const char *err;
+        if (sg_reqbody_spool(&c->rb, data, len, &err) != SG_OK)
+            sg_log_error(errno, "%s: %s", c->peer, err); /* conn_parse answers 500 */
         return;
     }
-    sg_buf_append(&c->body, data, len);
+    sg_reqbody_append(&c->rb, data, len);
 }
 
 /* ---- responses ---- */
@@ -153,7 +118,7 @@ static bool keep_alive(const sg_conn *c)
  */
 void sg_conn_end_head(sg_conn *c, int64_t content_length)
 {
-    if (!c->req.has_body || c->body_complete) {
+    if (!c->req.has_body || c->rb.complete) {
         /* nothing left to read */
     } else if (c->state != SG_CONN_PROXY || c->up.write_closed) {
         c->close_after = true; /* unread body: cannot find the next request reliably */
@@ -261,12 +226,9 @@ static void request_reset(sg_conn *c)
     c->cfg = NULL;
     c->route = NULL;
     sg_hook_ctx_init(&c->hook, NULL, NULL, NULL, 0);
-    c->body_received = c->body_left = 0;
-    c->raw_body = c->body_complete = c->body_discard = false;
     c->close_after = c->sent_continue = false;
     sg_response_reset(&c->resp); /* closes a file body left by a cut response */
     c->t_start = c->t_up = 0;
-    c->spool_off = 0;
     c->redirects = 0;
     c->orig_method = NULL;
 }
@@ -283,14 +245,8 @@ static void end_request(sg_conn *c)
     sg_server_pipe_give(c->server, &c->resp.pipe);
     sg_buf_reset(&c->redirect_cookies);
     sg_buf_reset(&c->orig_uri);
-    if (c->spool_fd >= 0) {
-        close(c->spool_fd);
-        c->spool_fd = -1;
-    }
     sg_config_unref(c->cfg);
-    sg_buf_reset(&c->body);
-    if (c->body.cap > SG_BODY_MAX) /* a spooled chunked body: give the memory back */
-        sg_buf_free(&c->body);
+    sg_reqbody_reset(&c->rb);
     request_reset(c);
 }
 
@@ -305,7 +261,7 @@ static void shrink(sg_conn *c)
         sg_buf_free(&c->in);
     if (c->resp.out.len == 0)
         sg_buf_free(&c->resp.out);
-    sg_buf_free(&c->body);
+    sg_buf_free(&c->rb.buf);
     sg_buf_free(&c->up.head);
     sg_buf_free(&c->up.req);
     sg_scgi_vars_free(&c->vars);
@@ -362,7 +318,7 @@ static void conn_linger(sg_conn *c)
 
 static void finish_request(sg_conn *c)
 {
-    bool body_left = c->req.has_body && !c->body_complete;
+    bool body_left = c->req.has_body && !c->rb.complete;
     /* with body bytes left the next request cannot be found: close (after draining) */
     bool close_now = c->close_after || body_left || !c->req.keepalive ||
                      sg_server_stopping(c->server);
@@ -437,53 +393,20 @@ static void status_endpoint(sg_conn *c)
     sg_buf_free(&body);
 }
 
-/* What the backend buffer still takes of the request body. */
-static size_t body_room(const sg_conn *c)
-{
-    return c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
-}
-
-/*
- * A Content-Length body needs no parser: its bytes go from `in` (what arrived with the
- * head) straight to the backend buffer, and later reads land in that buffer directly.
- */
-static void raw_body_done(sg_conn *c, size_t n)
-{
-    c->body_left -= n;
-    c->body_received += n;
-    if (c->body_left == 0)
-        c->body_complete = true;
-}
-
-/* Body bytes from the socket straight into the backend buffer, never past this request's
- * end. Returns what sg_buf_read does, or SG_DECLINED when the buffer is full. */
+/* Body bytes from the socket straight into the backend buffer (reqbody.c). */
 static ssize_t read_raw_body(sg_conn *c)
 {
-    size_t room = body_room(c);
-    if (room > c->body_left)
-        room = (size_t)c->body_left;
-    if (room == 0)
-        return SG_DECLINED;
-    ssize_t r = sg_buf_read(&c->body, c->fd, room);
-    if (r > 0) {
+    ssize_t r = sg_reqbody_read(&c->rb, c->fd);
+    if (r > 0)
         c->t_read = ev_now(sg_server_loop(c->server));
-        raw_body_done(c, (size_t)r);
-    }
     return r;
 }
 
 static bool take_raw_body(sg_conn *c)
 {
-    size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
-    if (!c->body_discard && n > body_room(c))
-        n = body_room(c);
-    if (n == 0)
+    if (sg_reqbody_take(&c->rb, &c->in) == 0)
         return false;
-    if (!c->body_discard)
-        sg_buf_append(&c->body, sg_buf_head(&c->in), n);
-    sg_buf_consume(&c->in, n);
-    raw_body_done(c, n);
-    if (c->state == SG_CONN_PROXY && c->body.len)
+    if (c->state == SG_CONN_PROXY && c->rb.buf.len)
         sg_upstream_pump(c);
     return true;
 }
@@ -496,7 +419,7 @@ static bool take_raw_body(sg_conn *c)
 static void prefetch_body(sg_conn *c)
 {
     take_raw_body(c);
-    if (!c->in_more || c->body_complete || c->body_discard || c->in.len)
+    if (!c->in_more || c->rb.complete || c->rb.discard || c->in.len)
         return;
     c->in_more = false;
     read_raw_body(c);
@@ -590,8 +513,7 @@ void sg_conn_route(sg_conn *c)
             /* the parser paused at the end of the head with its final LF unread */
             if (c->in.len && sg_buf_head(&c->in)[0] == '\n')
                 sg_buf_consume(&c->in, 1);
-            c->raw_body = true;
-            c->body_left = (uint64_t)r->content_length;
+            sg_reqbody_start_raw(&c->rb, (uint64_t)r->content_length);
             prefetch_body(c);
         }
         sg_upstream_start(c);
@@ -618,20 +540,20 @@ static bool conn_parse(sg_conn *c)
             want = c->in.len;
             break;
         case SG_CONN_SPOOL_BODY:
-            want = c->body_complete ? 0 : c->in.len;
+            want = c->rb.complete ? 0 : c->in.len;
             break;
         case SG_CONN_PROXY:
         case SG_CONN_LOCAL:
-            if (c->raw_body && !c->body_complete) {
+            if (c->rb.raw && !c->rb.complete) {
                 progress |= take_raw_body(c);
                 return progress;
             }
-            if (c->body_complete || !c->req.has_body)
+            if (c->rb.complete || !c->req.has_body)
                 want = 0;
-            else if (c->body_discard || c->state == SG_CONN_LOCAL)
-                want = c->state == SG_CONN_LOCAL && !c->body_discard ? 0 : c->in.len;
+            else if (c->rb.discard || c->state == SG_CONN_LOCAL)
+                want = c->state == SG_CONN_LOCAL && !c->rb.discard ? 0 : c->in.len;
             else
-                want = body_room(c);
+                want = sg_reqbody_room(&c->rb);
             if (want > c->in.len)
                 want = c->in.len;
             break;
@@ -661,33 +583,33 @@ static bool conn_parse(sg_conn *c)
         if (n > 0)
             progress = true;
         if (events & SG_HTTP_DONE)
-            c->body_complete = true;
+            c->rb.complete = true;
         if (events & SG_HTTP_HEAD) {
             if (!c->req.has_body)
-                c->body_complete = true;
+                c->rb.complete = true;
             dispatch(c);
             progress = true;
             if (c->state == SG_CONN_CLOSING)
                 return true;
         }
         if (c->state == SG_CONN_SPOOL_BODY) {
-            if (c->body_discard && c->body_received > c->cfg->limits.body_bytes) {
+            if (c->rb.discard && c->rb.received > c->cfg->limits.body_bytes) {
                 sg_conn_log_route(c, SG_LOG_WARN, "chunked request body exceeds limits.body_bytes, 413");
                 c->close_after = true;
                 sg_conn_error(c, 413, "body too large");
                 return true;
             }
-            if (c->body_discard) {
+            if (c->rb.discard) {
                 sg_conn_error(c, 500, "cannot buffer the request body");
                 return true;
             }
-            if (c->body_complete) {
+            if (c->rb.complete) {
                 c->state = SG_CONN_PROXY;
                 sg_upstream_start(c);
                 return true;
             }
         }
-        if (c->state == SG_CONN_PROXY && c->body.len)
+        if (c->state == SG_CONN_PROXY && c->rb.buf.len)
             sg_upstream_pump(c);
         if (n == 0 && !(events & SG_HTTP_HEAD))
             return progress;
@@ -781,7 +703,7 @@ static ev_tstamp conn_deadline(sg_conn *c, int *what)
             CONSIDER(c->t_idle + cfg->timeouts.keepalive, 1);
         else
             CONSIDER(c->t_head + cfg->timeouts.client_header, 2);
-    } else if (!c->body_complete && c->req.has_body && ev_is_active(&c->rio)) {
+    } else if (!c->rb.complete && c->req.has_body && ev_is_active(&c->rio)) {
         CONSIDER(c->t_read + cfg->timeouts.client_body, 3);
     }
     if (to_client(c))
@@ -808,10 +730,10 @@ static void conn_watch(sg_conn *c)
         break;
     case SG_CONN_PROXY:
     case SG_CONN_LOCAL:
-        if (c->req.has_body && !c->body_complete)
+        if (c->req.has_body && !c->rb.complete)
             want_read = !c->read_eof && c->in.len < SG_IN_MAX &&
-                        (c->body_discard ||
-                         (c->state == SG_CONN_PROXY && c->body.len < SG_BODY_MAX));
+                        (c->rb.discard ||
+                         (c->state == SG_CONN_PROXY && c->rb.buf.len < SG_BODY_MAX));
         else /* stay subscribed: pipelined bytes wait in `in`, and no epoll_ctl per request */
             want_read = !c->read_eof && c->in.len < SG_IN_MAX;
         break;
@@ -894,8 +816,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             sg_conn_close(c);
         return;
     }
-    if (c->raw_body && !c->body_complete && c->in.len == 0 && c->state == SG_CONN_PROXY &&
-        !c->body_discard) {
+    if (c->rb.raw && !c->rb.complete && c->in.len == 0 && c->state == SG_CONN_PROXY &&
+        !c->rb.discard) {
         ssize_t r = read_raw_body(c);
         if (r == SG_AGAIN || r == SG_DECLINED)
             return;
@@ -934,7 +856,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             sg_log_debug(errno, "read from %s failed", c->peer);
         c->read_eof = true;
         bool request_whole = (c->state == SG_CONN_PROXY || c->state == SG_CONN_LOCAL) &&
-                             (!c->req.has_body || c->body_complete);
+                             (!c->req.has_body || c->rb.complete);
         if (n == 0 && request_whole) {
             /* a half-close after a complete request still gets its answer */
             c->close_after = true;
@@ -973,7 +895,7 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
     sg_conn *c = sg_xcalloc(1, sizeof *c);
     c->fd = fd;
     c->server = s;
-    c->spool_fd = -1;
+    sg_reqbody_init(&c->rb);
     sg_response_init(&c->resp, &c->req);
     c->listen_text = listen_text;
     format_addr(peer, c->remote_addr, sizeof c->remote_addr, &c->remote_port);
@@ -995,7 +917,6 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
         }
     }
     sg_buf_init(&c->in);
-    sg_buf_init(&c->body);
     sg_buf_init(&c->redirect_cookies);
     sg_buf_init(&c->orig_uri);
     sg_request_init(&c->req);
@@ -1041,7 +962,7 @@ void sg_conn_free(sg_conn *c)
         return;
     sg_buf_free(&c->in);
     sg_response_free(&c->resp);
-    sg_buf_free(&c->body);
+    sg_reqbody_free(&c->rb);
     sg_buf_free(&c->redirect_cookies);
     sg_buf_free(&c->orig_uri);
     sg_buf_free(&c->up.req);

@@ -14,13 +14,12 @@
 #include "http.h"
 #include "lua_bridge.h"
 #include "pipe.h"
+#include "reqbody.h"
 #include "response.h"
 #include "scgi.h"
 
 #define SG_OUT_MAX (128 * 1024)  /* bytes queued for the client before backpressure: a 64 KiB
                                     body and its head fit in one read and one write */
-#define SG_BODY_MAX (64 * 1024)  /* request body bytes buffered towards the backend */
-#define SG_SPOOL_MEM (1024 * 1024) /* chunked bodies beyond this go to a temp file */
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
 #define SG_UP_HEAD_MAX (16 * 1024) /* backend response head limit (SPEC §5) */
 #define SG_SPLICE_MIN (32 * 1024)  /* sized bodies from this length go through a pipe */
@@ -91,14 +90,7 @@ struct sg_conn {
     const sg_route *route;    /* borrowed from cfg */
     sg_buf in;                /* owned: client bytes not parsed yet */
     sg_response resp;         /* owned: the response writer, its output buffer and body sources */
-    sg_buf body;              /* owned: body bytes for the backend (or in-memory spool) */
-    int spool_fd;             /* temp file for a large chunked body, -1 if none */
-    uint64_t spool_off;       /* sendfile offset into spool_fd */
-    uint64_t body_received;
-    uint64_t body_left;       /* Content-Length body bytes still to come (raw_body) */
-    bool raw_body;            /* a sized body, moved without the parser (no copy through it) */
-    bool body_complete;       /* parser reached the end of the request */
-    bool body_discard;        /* backend stopped reading: drop further body bytes */
+    sg_reqbody rb;            /* owned: the request body on its way to the backend */
     bool read_eof;            /* client half-closed */
     bool in_more;             /* the last client read filled its buffer: more is likely queued */
     bool close_after;         /* close once the response is written */

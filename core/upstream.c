@@ -253,9 +253,9 @@ void sg_upstream_close(sg_conn *c)
         close(u->fd);
         u->fd = -1;
     }
-    if (u->phase != SG_UP_IDLE && u->phase != SG_UP_DONE && c->req.has_body && !c->body_complete) {
+    if (u->phase != SG_UP_IDLE && u->phase != SG_UP_DONE && c->req.has_body && !c->rb.complete) {
         /* the rest of the client's body has nowhere to go */
-        c->body_discard = true;
+        c->rb.discard = true;
         c->close_after = true;
     }
     if (u->phase != SG_UP_IDLE)
@@ -285,7 +285,7 @@ static uint64_t body_length(const sg_conn *c)
     if (c->redirects)
         return 0; /* a redirected request is a GET without body */
     if (c->req.chunked)
-        return c->body_received;
+        return c->rb.received;
     return c->req.content_length > 0 ? (uint64_t)c->req.content_length : 0;
 }
 
@@ -439,11 +439,11 @@ static void backend_stopped_reading(sg_conn *c, int err)
 {
     sg_upstream *u = &c->up;
     u->write_closed = true;
-    if (c->req.has_body && !c->body_complete) {
-        c->body_discard = true;
+    if (c->req.has_body && !c->rb.complete) {
+        c->rb.discard = true;
         c->close_after = true;
     }
-    sg_buf_reset(&c->body);
+    sg_buf_reset(&c->rb.buf);
     sg_log_debug(err, "backend %s stopped reading the request after %llu body bytes",
                  u->be->text, (unsigned long long)u->body_sent);
 }
@@ -456,13 +456,14 @@ void sg_upstream_pump(sg_conn *c)
         return;
     for (;;) {
         ssize_t n;
-        if (u->req.len || (c->spool_fd < 0 && c->body.len)) {
+        size_t pending = sg_reqbody_pending(&c->rb);
+        if (u->req.len || pending) {
             struct iovec iov[2];
             int cnt = 0;
             if (u->req.len)
                 iov[cnt++] = (struct iovec){ sg_buf_head(&u->req), u->req.len };
-            if (c->spool_fd < 0 && c->body.len)
-                iov[cnt++] = (struct iovec){ sg_buf_head(&c->body), c->body.len };
+            if (pending)
+                iov[cnt++] = (struct iovec){ (void *)sg_reqbody_data(&c->rb), pending };
             struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
             n = sendmsg(u->fd, &mh, MSG_NOSIGNAL);
             if (n > 0 && cur_state(c))
@@ -471,12 +472,12 @@ void sg_upstream_pump(sg_conn *c)
                 size_t k = (size_t)n, from_req = k < u->req.len ? k : u->req.len;
                 sg_buf_consume(&u->req, from_req);
                 k -= from_req;
-                sg_buf_consume(&c->body, k);
+                sg_reqbody_sent(&c->rb, k);
                 u->body_sent += k;
             }
-        } else if (c->spool_fd >= 0 && u->body_sent < u->body_len) {
+        } else if (sg_reqbody_file(&c->rb) >= 0 && u->body_sent < u->body_len) {
             off_t off = (off_t)u->body_sent;
-            n = sendfile(u->fd, c->spool_fd, &off, (size_t)(u->body_len - u->body_sent));
+            n = sendfile(u->fd, sg_reqbody_file(&c->rb), &off, (size_t)(u->body_len - u->body_sent));
             if (n > 0) {
                 u->body_sent += (uint64_t)n;
                 if (cur_state(c))
@@ -628,15 +629,11 @@ static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_head
     }
     sg_log_debug(0, "internal redirect %d to %.*s (client %s)", c->redirects, (int)tlen, target,
                  c->peer);
-    if (c->req.has_body && !c->body_complete) {
-        c->body_discard = true; /* the rest of the upload belongs to no request now */
+    if (c->req.has_body && !c->rb.complete) {
+        c->rb.discard = true; /* the rest of the upload belongs to no request now */
         c->close_after = true;
     }
-    sg_buf_reset(&c->body);
-    if (c->spool_fd >= 0) {
-        close(c->spool_fd);
-        c->spool_fd = -1;
-    }
+    sg_reqbody_drop(&c->rb);
     c->up.phase = SG_UP_IDLE;
     sg_conn_route(c);
     return SG_ERR;
@@ -719,7 +716,7 @@ static int emit_head(sg_conn *c)
             return internal_redirect(c, &h, loc);
     }
     sg_response_begin(&c->resp, h.status, h.reason, h.reason_len);
-    if (c->resp.no_body && c->req.has_body && !c->body_complete)
+    if (c->resp.no_body && c->req.has_body && !c->rb.complete)
         c->close_after = true;
     for (size_t i = 0; i < h.nheaders; i++) {
         const sg_cgi_header *hd = &h.headers[i];
@@ -919,7 +916,7 @@ static void on_up_read(struct ev_loop *loop, ev_io *w, int revents)
 static bool unsent(const sg_conn *c)
 {
     const sg_upstream *u = &c->up;
-    return u->req.len || c->body.len || (c->spool_fd >= 0 && u->body_sent < u->body_len);
+    return u->req.len || c->rb.buf.len || (c->rb.spool_fd >= 0 && u->body_sent < u->body_len);
 }
 
 ev_tstamp sg_upstream_watch(sg_conn *c)
@@ -963,7 +960,7 @@ static void head_timeout(sg_conn *c)
     sg_upstream *u = &c->up;
     bool blamed = u->phase == SG_UP_HEAD || (u->phase == SG_UP_SENDING && unsent(c));
     bool replay = blamed && !u->got_bytes && u->body_sent == 0 && !u->write_closed &&
-                  !c->body_discard;
+                  !c->rb.discard;
     bool next = replay && cur_member(c) && u->attempts <= u->bal->maxattempts;
     sg_conn_log_route(c, SG_LOG_ERROR, "backend %s sent no response head within %.3gs%s",
                       u->be->text, c->route->timeout,
