@@ -367,7 +367,8 @@ static bool allowed(const sg_conn *c, const sg_config *cfg)
     return false;
 }
 
-/* SPEC §9: JSON, Prometheus or HTML, for the addresses in status.allow only. */
+/* JSON, Prometheus or HTML, for the addresses in status.allow only
+ * (scgi-lua.8 STATUS ENDPOINT). */
 static void status_endpoint(sg_conn *c)
 {
     const sg_request *r = &c->req;
@@ -688,29 +689,40 @@ static void set_io(struct ev_loop *loop, ev_io *w, bool on)
 
 
 
-static ev_tstamp conn_deadline(sg_conn *c, int *what)
+/* Why the one activity timer fires: the deadline that is nearest (conn_deadline). */
+enum sg_conn_timer {
+    SG_TIMER_NONE,
+    SG_TIMER_KEEPALIVE,     /* idle between requests: timeouts.keepalive */
+    SG_TIMER_CLIENT_HEADER, /* a head begun and not complete: timeouts.client_header */
+    SG_TIMER_CLIENT_BODY,   /* the request body stalled: timeouts.client_body */
+    SG_TIMER_SEND,          /* the client takes no response bytes: timeouts.send */
+    SG_TIMER_BACKEND,       /* connect or backend progress (sg_upstream_watch) */
+    SG_TIMER_LINGER         /* draining an unread body after the response: SG_LINGER_TIME */
+};
+
+static ev_tstamp conn_deadline(sg_conn *c, enum sg_conn_timer *what)
 {
     const sg_config *cfg = c->cfg ? c->cfg : sg_server_config(c->server);
     ev_tstamp d = 0;
-    *what = 0;
+    *what = SG_TIMER_NONE;
 #define CONSIDER(t, w) do { if ((t) > 0 && (d == 0 || (t) < d)) { d = (t); *what = (w); } } while (0)
     if (c->state == SG_CONN_LINGER) {
-        CONSIDER(c->t_head + SG_LINGER_TIME, 6);
+        CONSIDER(c->t_head + SG_LINGER_TIME, SG_TIMER_LINGER);
     } else if (c->state == SG_CONN_READ_HEAD) {
         /* client_header bounds a head from its first byte; the idle time before it (a
          * keep-alive connection between requests) counts against keepalive only */
         if (c->t_head == 0)
-            CONSIDER(c->t_idle + cfg->timeouts.keepalive, 1);
+            CONSIDER(c->t_idle + cfg->timeouts.keepalive, SG_TIMER_KEEPALIVE);
         else
-            CONSIDER(c->t_head + cfg->timeouts.client_header, 2);
+            CONSIDER(c->t_head + cfg->timeouts.client_header, SG_TIMER_CLIENT_HEADER);
     } else if (!c->rb.complete && c->req.has_body && ev_is_active(&c->rio)) {
-        CONSIDER(c->t_read + cfg->timeouts.client_body, 3);
+        CONSIDER(c->t_read + cfg->timeouts.client_body, SG_TIMER_CLIENT_BODY);
     }
     if (to_client(c))
-        CONSIDER(c->t_write + cfg->timeouts.send, 4);
+        CONSIDER(c->t_write + cfg->timeouts.send, SG_TIMER_SEND);
     if (c->state == SG_CONN_PROXY) {
         ev_tstamp u = sg_upstream_watch(c);
-        CONSIDER(u, 5);
+        CONSIDER(u, SG_TIMER_BACKEND);
     }
 #undef CONSIDER
     return d;
@@ -742,7 +754,7 @@ static void conn_watch(sg_conn *c)
     }
     set_io(loop, &c->rio, want_read);
     set_io(loop, &c->wio, to_client(c));
-    int what;
+    enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
     if (d > 0) {
         ev_tstamp left = d - ev_now(loop);
@@ -763,7 +775,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     sg_conn *c = SG_CONTAINER_OF(w, sg_conn, timer);
     SG_UNUSED(revents);
-    int what;
+    enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
     ev_tstamp now = ev_now(loop);
     if (d == 0 || d > now + 0.0005) {
@@ -771,11 +783,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     switch (what) {
-    case 1:
+    case SG_TIMER_KEEPALIVE:
         sg_log_debug(0, "%s: keep-alive timeout, closing", c->peer);
         sg_conn_close(c);
         return;
-    case 2:
+    case SG_TIMER_CLIENT_HEADER:
         if (c->http.head_bytes == 0 && c->in.len == 0) {
             sg_log_debug(0, "%s: no request within client_header timeout, closing", c->peer);
             sg_conn_close(c);
@@ -786,21 +798,23 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         c->close_after = true;
         sg_conn_error(c, 408, "client header timeout");
         break;
-    case 3:
+    case SG_TIMER_CLIENT_BODY:
         sg_conn_log_route(c, SG_LOG_INFO, "request body stalled longer than timeouts.client_body, 408");
         c->close_after = true;
         sg_conn_error(c, 408, "client body timeout");
         break;
-    case 4:
+    case SG_TIMER_SEND:
         sg_log_info(0, "%s: client did not accept data within timeouts.send, closing", c->peer);
         sg_conn_close(c);
         return;
-    case 5:
+    case SG_TIMER_BACKEND:
         sg_upstream_timeout(c);
         break;
-    case 6:
+    case SG_TIMER_LINGER:
         sg_conn_close(c);
         return;
+    case SG_TIMER_NONE:
+        break;
     }
     conn_run(c);
 }
