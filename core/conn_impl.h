@@ -21,7 +21,8 @@
 #define SG_OUT_MAX (128 * 1024)  /* bytes queued for the client before backpressure: a 64 KiB
                                     body and its head fit in one read and one write */
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
-#define SG_UP_HEAD_MAX (16 * 1024) /* backend response head limit (SPEC §5) */
+/* backend response head limit (README "What the client receives") */
+#define SG_UP_HEAD_MAX (16 * 1024)
 #define SG_SPLICE_MIN (32 * 1024)  /* sized bodies from this length go through a pipe */
 #define SG_LINGER_TIME 5.0       /* seconds to drain a client's unread body before closing */
 
@@ -105,7 +106,7 @@ struct sg_conn {
     sg_upstream up;
     sg_scgi_vars vars;        /* owned; reused per request */
 
-    /* internal redirects (SPEC §7) */
+    /* internal redirects (README "X-Sendfile and internal redirects") */
     int redirects;
     sg_buf redirect_cookies;  /* owned: "Set-Cookie: …\r\n" lines kept for the final answer */
     sg_buf orig_uri;          /* owned: the client's request-target, for logs and REDIRECT_* */

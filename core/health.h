@@ -1,6 +1,6 @@
 /*
- * health.h: active health checks (SPEC §6, beyond Apache, which only opens a TCP connection
- * for SCGI): every member with `check` gets a real SCGI GET of check.path every interval;
+ * health.h: active health checks (README "Balancers", scgi-lua.8 "Balancers"; beyond Apache,
+ * which only opens a TCP connection for SCGI): every member with `check` gets a real SCGI GET of check.path every interval;
  * a 2xx/3xx answer marks it healthy, anything else (or no answer within check.timeout)
  * marks it out until a check passes. One set of probes per config generation; freeing it
  * stops them, so removed members are no longer checked after a reload.

@@ -1,5 +1,5 @@
 /*
- * sendfile.h: files a backend names in its X-Sendfile header (SPEC §7). This module opens
+ * sendfile.h: files a backend names in its X-Sendfile header (README "X-Sendfile and internal redirects"). This module opens
  * and vets the file (absolute path, regular, readable, inside sendfile_root after symlinks,
  * judged on the opened descriptor so a swapped symlink cannot escape) and plans the answer
  * (validators, conditional requests, a single byte range). conn.c streams the bytes with

@@ -33,7 +33,7 @@ static struct ev_loop *loop_of(sg_conn *c)
     return sg_server_loop(c->server);
 }
 
-/* ---- the variable set (SPEC §4) ---- */
+/* ---- the variable set: README "What the backend receives", scgi-lua.8 THE SCGI REQUEST ---- */
 
 static bool dropped_header(const char *n, size_t len, bool pass_auth)
 {
@@ -533,7 +533,8 @@ static const sg_cgi_header *find_header(const sg_cgi_head *h, const char *name)
     return NULL;
 }
 
-/* X-Sendfile (SPEC §7): the backend's status and headers, the gateway's file. */
+/* X-Sendfile (README "X-Sendfile and internal redirects"): the backend's status and headers,
+ * the gateway's file. */
 static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
 {
     const sg_route *rt = c->route;
@@ -592,7 +593,8 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
     return SG_ERR; /* not an error: tells read_head the relay is over */
 }
 
-/* Internal redirect (SPEC §7): route the request again as a GET to a local path. */
+/* Internal redirect (README "X-Sendfile and internal redirects"): route the request again as
+ * a GET to a local path. */
 static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *loc)
 {
     char target[8192];
