@@ -29,13 +29,11 @@ void sg_reqbody_drop(sg_reqbody *b)
     }
 }
 
-void sg_reqbody_reset(sg_reqbody *b)
+void sg_reqbody_reset_slow(sg_reqbody *b)
 {
     sg_reqbody_drop(b);
     if (b->buf.cap > SG_BODY_MAX) /* a spooled chunked body: give the memory back */
         sg_buf_free(&b->buf);
-    b->received = b->left = 0;
-    b->raw = b->complete = b->discard = false;
 }
 
 void sg_reqbody_free(sg_reqbody *b)

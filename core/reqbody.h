@@ -30,8 +30,16 @@ typedef struct sg_reqbody {
 } sg_reqbody;
 
 void sg_reqbody_init(sg_reqbody *b);
+void sg_reqbody_reset_slow(sg_reqbody *b);
 /** Per request: closes the spool, empties the buffer (freed if a spool grew it). */
-void sg_reqbody_reset(sg_reqbody *b);
+static inline void sg_reqbody_reset(sg_reqbody *b)
+{
+    if (b->spool_fd >= 0 || b->buf.cap > SG_BODY_MAX)
+        sg_reqbody_reset_slow(b);
+    sg_buf_reset(&b->buf);
+    b->received = b->left = 0;
+    b->raw = b->complete = b->discard = false;
+}
 void sg_reqbody_free(sg_reqbody *b);
 
 /** Room left in the buffer towards the backend. */

@@ -136,29 +136,6 @@ void sg_response_body(sg_response *r, const char *data, size_t len)
     r->bytes_out += len;
 }
 
-ssize_t sg_response_read_chunked(sg_response *r, int fd, size_t room)
-{
-    ssize_t n;
-    /* read behind room for the chunk-size line, then slide the data next to it */
-    sg_buf_reserve(&r->out, room + SG_CHUNK_ROOM + 4);
-    char *t = sg_buf_tail(&r->out);
-    do
-        n = read(fd, t + SG_CHUNK_ROOM, room);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? SG_AGAIN : SG_ERR;
-    if (n > 0) {
-        char hdr[24];
-        size_t hl = chunk_line(hdr, (size_t)n);
-        memmove(t + hl, t + SG_CHUNK_ROOM, (size_t)n);
-        memcpy(t, hdr, (size_t)hl);
-        memcpy(t + hl + n, "\r\n", 2);
-        r->out.len += (size_t)hl + (size_t)n + 2;
-        r->bytes_out += (uint64_t)n;
-    }
-    return n;
-}
-
 ssize_t sg_response_splice(sg_response *r, int fd, size_t max)
 {
     if ((uint64_t)max > (uint64_t)r->remaining)

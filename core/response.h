@@ -9,14 +9,17 @@
 #ifndef SG_RESPONSE_H
 #define SG_RESPONSE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "pipe.h"
 #include "request.h"
+#include "util.h"
 
 /*
  * Embedded in the connection (the hot path reads its fields inline). Fields other than
@@ -96,14 +99,33 @@ void sg_response_body(sg_response *r, const char *data, size_t len);
  * bytes behind the tail and slides next to its size line. Returns the body bytes read
  * (> 0), 0 on EOF, SG_AGAIN, or SG_ERR (errno set).
  */
-ssize_t sg_response_read_chunked(sg_response *r, int fd, size_t room);
 static inline ssize_t sg_response_read(sg_response *r, int fd, size_t room)
 {
+    ssize_t n;
     if (r->remaining >= 0 && (uint64_t)room > (uint64_t)r->remaining)
         room = (size_t)r->remaining;
-    if (r->chunked)
-        return sg_response_read_chunked(r, fd, room);
-    ssize_t n = sg_buf_read(&r->out, fd, room);
+    if (r->chunked) { /* inline: the hot path of a length-less backend answer */
+        sg_buf_reserve(&r->out, room + SG_CHUNK_ROOM + 4);
+        char *t = sg_buf_tail(&r->out);
+        do
+            n = read(fd, t + SG_CHUNK_ROOM, room);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? SG_AGAIN : SG_ERR;
+        if (n > 0) { /* "<hex size>\r\n" in front, then the data slid next to it */
+            char hdr[24];
+            size_t hl = sg_fmt_u64(hdr, (unsigned long long)n, 16);
+            hdr[hl++] = '\r';
+            hdr[hl++] = '\n';
+            memmove(t + hl, t + SG_CHUNK_ROOM, (size_t)n);
+            memcpy(t, hdr, hl);
+            memcpy(t + hl + n, "\r\n", 2);
+            r->out.len += hl + (size_t)n + 2;
+            r->bytes_out += (uint64_t)n;
+        }
+        return n;
+    }
+    n = sg_buf_read(&r->out, fd, room);
     if (n > 0) {
         if (r->remaining >= 0)
             r->remaining -= n;
@@ -129,7 +151,7 @@ static inline int sg_response_end(sg_response *r, bool clean)
 {
     r->done = true;
     if (r->remaining > 0 || (r->remaining < 0 && !clean))
-        return -1; /* SG_ERR */
+        return SG_ERR;
     if (r->chunked)
         sg_buf_append(&r->out, "0\r\n\r\n", 5);
     return 0;
