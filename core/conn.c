@@ -24,6 +24,7 @@
 #include "util.h"
 
 static void conn_run(sg_conn *c);
+static void sg_conn_route(sg_conn *c);
 
 sg_conn *sg_conn_next(sg_conn *c)
 {
@@ -230,6 +231,7 @@ static void request_reset(sg_conn *c)
     sg_response_reset(&c->resp); /* closes a file body left by a cut response */
     c->t_start = c->t_up = 0;
     c->redirects = 0;
+    c->redirect_pending = false;
     c->orig_method = NULL;
 }
 
@@ -427,7 +429,7 @@ static void prefetch_body(sg_conn *c)
 }
 
 /* Routes the request (a new one, or one an internal redirect retargeted) and starts it. */
-void sg_conn_route(sg_conn *c)
+static void sg_conn_route(sg_conn *c)
 {
     sg_request *r = &c->req;
     sg_hook_ctx_release(&c->hook); /* a retargeted request needs a fresh req table */
@@ -899,6 +901,10 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 
 void sg_conn_kick(sg_conn *c)
 {
+    if (c->redirect_pending) {
+        c->redirect_pending = false;
+        sg_conn_route(c);
+    }
     conn_run(c);
 }
 

@@ -108,21 +108,23 @@ struct sg_conn {
 
     /* internal redirects (README "X-Sendfile and internal redirects") */
     int redirects;
+    bool redirect_pending;    /* retargeted by a redirect: sg_conn_kick routes it again */
     sg_buf redirect_cookies;  /* owned: "Set-Cookie: …\r\n" lines kept for the final answer */
     sg_buf orig_uri;          /* owned: the client's request-target, for logs and REDIRECT_* */
     const char *orig_method;  /* static */
 };
 
 /* conn.c services used by upstream.c */
-/** Routes the current request (again, after an internal redirect) and starts it. */
-void sg_conn_route(sg_conn *c);
 void sg_conn_error(sg_conn *c, int status, const char *cause);
 /** Ends the final head begun on c->resp: framing (response.c), then keep-alive and Date. */
 void sg_conn_end_head(sg_conn *c, int64_t content_length);
 void sg_conn_log_route(sg_conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** Runs the connection's state machine after a backend event (upstream.c callbacks). */
+/**
+ * Runs the connection's state machine after a backend event (upstream.c callbacks); first
+ * routes a request an internal redirect retargeted (redirect_pending).
+ */
 void sg_conn_kick(sg_conn *c);
 
 /* upstream.c */

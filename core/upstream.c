@@ -637,7 +637,9 @@ static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_head
     }
     sg_reqbody_drop(&c->rb);
     c->up.phase = SG_UP_IDLE;
-    sg_conn_route(c);
+    /* routed again by the connection once this backend callback has returned (sg_conn_kick),
+     * not from inside it: the retargeted request is a new step, not a nested one */
+    c->redirect_pending = true;
     return SG_ERR;
 }
 
