@@ -14,7 +14,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -25,6 +24,7 @@
 #include "util.h"
 
 static void conn_run(sg_conn *c);
+static void sg_conn_route(sg_conn *c);
 
 sg_conn *sg_conn_next(sg_conn *c)
 {
@@ -69,58 +69,23 @@ static void format_addr(const struct sockaddr *sa, char *addr, size_t addrlen, i
 
 /* ---- body callback (from the parser) ---- */
 
-static void spool_to_file(sg_conn *c, const char *data, size_t len)
-{
-    while (len) {
-        ssize_t n = write(c->spool_fd, data, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            sg_log_error(errno, "%s: writing the request body to a temp file failed", c->peer);
-            c->body_discard = true;
-            return;
-        }
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
 static void on_body(void *ud, const char *data, size_t len)
 {
     sg_conn *c = ud;
-    c->body_received += len;
-    if (c->body_discard)
+    c->rb.received += len;
+    if (c->rb.discard)
         return;
     if (c->state == SG_CONN_SPOOL_BODY) {
-        if (c->body_received > c->cfg->limits.body_bytes) {
-            c->body_discard = true; /* conn_parse answers 413 */
+        if (c->rb.received > c->cfg->limits.body_bytes) {
+            c->rb.discard = true; /* conn_parse answers 413 */
             return;
         }
-        if (c->spool_fd < 0 && c->body.len + len > SG_SPOOL_MEM) {
-            /* unlinked at once: the file vanishes with the descriptor, whatever happens */
-            c->spool_fd = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-            if (c->spool_fd < 0) {
-                char tmpl[] = "/tmp/scgi-lua-body.XXXXXX";
-                c->spool_fd = mkostemp(tmpl, O_CLOEXEC);
-                if (c->spool_fd >= 0)
-                    unlink(tmpl);
-            }
-            if (c->spool_fd < 0) {
-                sg_log_error(errno, "%s: cannot create a temp file for the request body",
-                             c->peer);
-                c->body_discard = true;
-                return;
-            }
-            spool_to_file(c, sg_buf_head(&c->body), c->body.len);
-            sg_buf_reset(&c->body);
-        }
-        if (c->spool_fd >= 0)
-            spool_to_file(c, data, len);
-        else
-            sg_buf_append(&c->body, data, len);
+        const char *err;
+        if (sg_reqbody_spool(&c->rb, data, len, &err) != SG_OK)
+            sg_log_error(errno, "%s: %s", c->peer, err); /* conn_parse answers 500 */
         return;
     }
-    sg_buf_append(&c->body, data, len);
+    sg_reqbody_append(&c->rb, data, len);
 }
 
 /* ---- responses ---- */
@@ -149,92 +114,19 @@ static bool keep_alive(const sg_conn *c)
 }
 
 /*
- * Starts a response head: the status line. A 1xx is an interim head (closed by
- * sg_conn_end_interim, the request goes on); any other status starts the final response and
- * decides, by the one rule in sg_http_response_has_body, whether body bytes may follow.
- */
-void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len)
-{
-    if (status >= 200) {
-        c->status = status;
-        c->response_started = true;
-        c->resp_no_body = !sg_http_response_has_body(status, c->req.head_only);
-    }
-    if (!reason) {
-        reason = sg_http_reason(status);
-        reason_len = strlen(reason);
-    }
-    char *t;
-    sg_buf_reserve(&c->out, 9 + 4 + reason_len + 2);
-    t = sg_buf_tail(&c->out);
-    memcpy(t, "HTTP/1.1 ", 9);
-    t[9] = (char)('0' + status / 100);
-    t[10] = (char)('0' + status / 10 % 10);
-    t[11] = (char)('0' + status % 10);
-    t[12] = ' ';
-    memcpy(t + 13, reason, reason_len);
-    memcpy(t + 13 + reason_len, "\r\n", 2);
-    c->out.len += 15 + reason_len;
-}
-
-void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
-                        size_t vlen)
-{
-    sg_buf_reserve(&c->out, nlen + vlen + 4);
-    sg_buf_append(&c->out, name, nlen);
-    sg_buf_append(&c->out, ": ", 2);
-    sg_buf_append(&c->out, value, vlen);
-    sg_buf_append(&c->out, "\r\n", 2);
-}
-
-void sg_conn_end_interim(sg_conn *c)
-{
-    sg_buf_append(&c->out, "\r\n", 2);
-}
-
-/*
- * Ends the final head and writes its framing; callers never write Content-Length or
- * Transfer-Encoding themselves. content_length >= 0 frames the body by length; -1 means
- * "until the backend closes": chunked for HTTP/1.1, close-delimited for HTTP/1.0. A 1xx,
- * 204 or 304 gets no framing header at all and no body; a HEAD response keeps its length.
+ * Ends the final head: the writer frames the body and may rule keep-alive out (a body
+ * delimited by the close); an unread request body rules it out here.
  */
 void sg_conn_end_head(sg_conn *c, int64_t content_length)
 {
-    c->resp_chunked = c->resp_until_close = false;
-    c->resp_remaining = c->resp_no_body ? 0 : content_length;
-    if (!sg_http_status_has_body(c->status)) {
-        /* no framing: the head's blank line ends the message */
-    } else if (content_length >= 0) {
-        char n[24];
-        sg_buf_append(&c->out, "Content-Length: ", 16);
-        sg_buf_append(&c->out, n, sg_fmt_u64(n, (unsigned long long)content_length, 10));
-        sg_buf_append(&c->out, "\r\n", 2);
-    } else if (c->resp_no_body) {
-        /* HEAD of a length-less body: nothing to announce */
-    } else if (c->req.http_minor >= 1) {
-        c->resp_chunked = true;
-        sg_buf_append_str(&c->out, "Transfer-Encoding: chunked\r\n");
-    } else {
-        c->resp_until_close = true;
-        c->close_after = true;
-    }
-    if (!c->req.has_body || c->body_complete) {
+    if (!c->req.has_body || c->rb.complete) {
         /* nothing left to read */
     } else if (c->state != SG_CONN_PROXY || c->up.write_closed) {
         c->close_after = true; /* unread body: cannot find the next request reliably */
     }
-    if (c->redirect_cookies.len)
-        sg_buf_append(&c->out, sg_buf_head(&c->redirect_cookies), c->redirect_cookies.len);
-    if (keep_alive(c)) {
-        if (c->req.http_minor == 0)
-            sg_buf_append_str(&c->out, "Connection: keep-alive\r\n");
-    } else {
+    if (!sg_response_end_head(&c->resp, content_length, sg_buf_head(&c->redirect_cookies),
+                              c->redirect_cookies.len, keep_alive(c), sg_server_date(c->server)))
         c->close_after = true;
-        sg_buf_append_str(&c->out, "Connection: close\r\n");
-    }
-    sg_buf_append(&c->out, "Date: ", 6);
-    sg_buf_append_str(&c->out, sg_server_date(c->server));
-    sg_buf_append(&c->out, "\r\n\r\n", 4);
 }
 
 /*
@@ -247,25 +139,22 @@ static void reply(sg_conn *c, int status, const char *ctype, const char *body, s
 {
     assert(status >= 200 && "a gateway reply is a final response");
     c->state = SG_CONN_LOCAL;
-    sg_conn_begin_response(c, status, NULL, 0);
-    sg_buf_append_str(&c->out, "Server: " SG_SOFTWARE "\r\n");
+    sg_response_begin(&c->resp, status, NULL, 0);
+    sg_response_add_raw(&c->resp, "Server: " SG_SOFTWARE "\r\n", sizeof SG_SOFTWARE + 9);
     if (location)
-        sg_conn_add_header(c, "Location", 8, location, strlen(location));
+        sg_response_add_header(&c->resp, "Location", 8, location, strlen(location));
     if (!sg_http_status_has_body(status))
         blen = 0; /* a 204/304 from an access hook: its body has no place on the wire */
     else
-        sg_conn_add_header(c, "Content-Type", 12, ctype, strlen(ctype));
+        sg_response_add_header(&c->resp, "Content-Type", 12, ctype, strlen(ctype));
     sg_conn_end_head(c, (int64_t)blen);
-    if (!c->resp_no_body) {
-        sg_buf_append(&c->out, body, blen);
-        c->bytes_out += blen;
-    }
-    c->response_done = true;
+    sg_response_body(&c->resp, body, blen); /* dropped by the writer for a HEAD */
+    c->resp.done = true;
 }
 
 void sg_conn_error(sg_conn *c, int status, const char *cause)
 {
-    if (c->response_started) {
+    if (c->resp.started) {
         /* too late for a status: the only honest signal left is closing */
         sg_conn_log_route(c, SG_LOG_ERROR, "%s after the response started, closing", cause);
         sg_upstream_close(c);
@@ -301,7 +190,7 @@ static void access_log(sg_conn *c)
     double took = ev_time() - c->t_start;
     const char *backend = c->route && c->up.be ? c->up.be->text : NULL;
     if (c->cfg && c->cfg->log_format_ref >= 0 && c->hook.cfg) {
-        sg_log_fields f = { c->status, c->bytes_out, took, backend, tbuf };
+        sg_log_fields f = { c->resp.status, c->resp.bytes_out, took, backend, tbuf };
         sg_buf err;
         sg_buf_init(&err);
         if (sg_lua_log_format(&c->hook, &f, &line, &err) != SG_OK) {
@@ -315,7 +204,7 @@ static void access_log(sg_conn *c)
         sg_buf_appendf(&line, "%s - - [%s] \"%s ", c->remote_addr, tbuf, method);
         sg_http_log_escape(&line, uri, (size_t)uri_len);
         sg_buf_appendf(&line, " HTTP/%d.%d\" %d %llu \"", c->req.http_major, c->req.http_minor,
-                       c->status, (unsigned long long)c->bytes_out);
+                       c->resp.status, (unsigned long long)c->resp.bytes_out);
         sg_http_log_escape(&line, ref ? ref->value : "-", ref ? ref->value_len : 1);
         sg_buf_append(&line, "\" \"", 3);
         sg_http_log_escape(&line, ua ? ua->value : "-", ua ? ua->value_len : 1);
@@ -338,45 +227,28 @@ static void request_reset(sg_conn *c)
     c->cfg = NULL;
     c->route = NULL;
     sg_hook_ctx_init(&c->hook, NULL, NULL, NULL, 0);
-    c->body_received = c->body_left = 0;
-    c->raw_body = c->body_complete = c->body_discard = false;
-    c->close_after = c->response_started = c->response_done = c->sent_continue = false;
-    c->resp_chunked = c->resp_until_close = c->resp_no_body = false;
-    c->resp_remaining = -1;
-    c->status = 0;
-    c->bytes_out = 0;
+    c->close_after = c->sent_continue = false;
+    sg_response_reset(&c->resp); /* closes a file body left by a cut response */
     c->t_start = c->t_up = 0;
-    c->spool_off = 0;
-    c->file_off = 0;
-    c->file_left = 0;
     c->redirects = 0;
+    c->redirect_pending = false;
     c->orig_method = NULL;
 }
 
 /* The request is over: count and log it, release what it held, reset what described it. */
 static void end_request(sg_conn *c)
 {
-    if (c->req.method && c->status)
-        sg_stats_record(sg_server_stats(c->server), c->status,
+    if (c->req.method && c->resp.status)
+        sg_stats_record(sg_server_stats(c->server), c->resp.status,
                         ev_time() - c->t_start);
     access_log(c);
     sg_hook_ctx_release(&c->hook);
     sg_upstream_reset(c);
-    if (c->file_fd >= 0) {
-        close(c->file_fd);
-        c->file_fd = -1;
-    }
-    sg_server_pipe_give(c->server, &c->pipe);
+    sg_server_pipe_give(c->server, &c->resp.pipe);
     sg_buf_reset(&c->redirect_cookies);
     sg_buf_reset(&c->orig_uri);
-    if (c->spool_fd >= 0) {
-        close(c->spool_fd);
-        c->spool_fd = -1;
-    }
     sg_config_unref(c->cfg);
-    sg_buf_reset(&c->body);
-    if (c->body.cap > SG_BODY_MAX) /* a spooled chunked body: give the memory back */
-        sg_buf_free(&c->body);
+    sg_reqbody_reset(&c->rb);
     request_reset(c);
 }
 
@@ -389,9 +261,9 @@ static void shrink(sg_conn *c)
 {
     if (c->in.len == 0)
         sg_buf_free(&c->in);
-    if (c->out.len == 0)
-        sg_buf_free(&c->out);
-    sg_buf_free(&c->body);
+    if (c->resp.out.len == 0)
+        sg_buf_free(&c->resp.out);
+    sg_buf_free(&c->rb.buf);
     sg_buf_free(&c->up.head);
     sg_buf_free(&c->up.req);
     sg_scgi_vars_free(&c->vars);
@@ -441,14 +313,14 @@ static void conn_linger(sg_conn *c)
         return;
     }
     c->state = SG_CONN_LINGER;
-    c->response_done = false;
+    c->resp.done = false;
     c->t_head = ev_now(sg_server_loop(c->server));
     sg_buf_reset(&c->in);
 }
 
 static void finish_request(sg_conn *c)
 {
-    bool body_left = c->req.has_body && !c->body_complete;
+    bool body_left = c->req.has_body && !c->rb.complete;
     /* with body bytes left the next request cannot be found: close (after draining) */
     bool close_now = c->close_after || body_left || !c->req.keepalive ||
                      sg_server_stopping(c->server);
@@ -470,7 +342,7 @@ static void finish_request(sg_conn *c)
 static void send_continue(sg_conn *c)
 {
     if (c->req.expect_continue && !c->sent_continue) {
-        sg_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        sg_response_add_raw(&c->resp, "HTTP/1.1 100 Continue\r\n\r\n", 25);
         c->sent_continue = true;
     }
 }
@@ -497,7 +369,8 @@ static bool allowed(const sg_conn *c, const sg_config *cfg)
     return false;
 }
 
-/* SPEC §9: JSON, Prometheus or HTML, for the addresses in status.allow only. */
+/* JSON, Prometheus or HTML, for the addresses in status.allow only
+ * (scgi-lua.8 STATUS ENDPOINT). */
 static void status_endpoint(sg_conn *c)
 {
     const sg_request *r = &c->req;
@@ -523,53 +396,20 @@ static void status_endpoint(sg_conn *c)
     sg_buf_free(&body);
 }
 
-/* What the backend buffer still takes of the request body. */
-static size_t body_room(const sg_conn *c)
-{
-    return c->body.len < SG_BODY_MAX ? SG_BODY_MAX - c->body.len : 0;
-}
-
-/*
- * A Content-Length body needs no parser: its bytes go from `in` (what arrived with the
- * head) straight to the backend buffer, and later reads land in that buffer directly.
- */
-static void raw_body_done(sg_conn *c, size_t n)
-{
-    c->body_left -= n;
-    c->body_received += n;
-    if (c->body_left == 0)
-        c->body_complete = true;
-}
-
-/* Body bytes from the socket straight into the backend buffer, never past this request's
- * end. Returns what sg_buf_read does, or SG_DECLINED when the buffer is full. */
+/* Body bytes from the socket straight into the backend buffer (reqbody.c). */
 static ssize_t read_raw_body(sg_conn *c)
 {
-    size_t room = body_room(c);
-    if (room > c->body_left)
-        room = (size_t)c->body_left;
-    if (room == 0)
-        return SG_DECLINED;
-    ssize_t r = sg_buf_read(&c->body, c->fd, room);
-    if (r > 0) {
+    ssize_t r = sg_reqbody_read(&c->rb, c->fd);
+    if (r > 0)
         c->t_read = ev_now(sg_server_loop(c->server));
-        raw_body_done(c, (size_t)r);
-    }
     return r;
 }
 
 static bool take_raw_body(sg_conn *c)
 {
-    size_t n = c->in.len < c->body_left ? c->in.len : (size_t)c->body_left;
-    if (!c->body_discard && n > body_room(c))
-        n = body_room(c);
-    if (n == 0)
+    if (sg_reqbody_take(&c->rb, &c->in) == 0)
         return false;
-    if (!c->body_discard)
-        sg_buf_append(&c->body, sg_buf_head(&c->in), n);
-    sg_buf_consume(&c->in, n);
-    raw_body_done(c, n);
-    if (c->state == SG_CONN_PROXY && c->body.len)
+    if (c->state == SG_CONN_PROXY && c->rb.buf.len)
         sg_upstream_pump(c);
     return true;
 }
@@ -582,14 +422,14 @@ static bool take_raw_body(sg_conn *c)
 static void prefetch_body(sg_conn *c)
 {
     take_raw_body(c);
-    if (!c->in_more || c->body_complete || c->body_discard || c->in.len)
+    if (!c->in_more || c->rb.complete || c->rb.discard || c->in.len)
         return;
     c->in_more = false;
     read_raw_body(c);
 }
 
 /* Routes the request (a new one, or one an internal redirect retargeted) and starts it. */
-void sg_conn_route(sg_conn *c)
+static void sg_conn_route(sg_conn *c)
 {
     sg_request *r = &c->req;
     sg_hook_ctx_release(&c->hook); /* a retargeted request needs a fresh req table */
@@ -676,8 +516,7 @@ void sg_conn_route(sg_conn *c)
             /* the parser paused at the end of the head with its final LF unread */
             if (c->in.len && sg_buf_head(&c->in)[0] == '\n')
                 sg_buf_consume(&c->in, 1);
-            c->raw_body = true;
-            c->body_left = (uint64_t)r->content_length;
+            sg_reqbody_start_raw(&c->rb, (uint64_t)r->content_length);
             prefetch_body(c);
         }
         sg_upstream_start(c);
@@ -704,20 +543,20 @@ static bool conn_parse(sg_conn *c)
             want = c->in.len;
             break;
         case SG_CONN_SPOOL_BODY:
-            want = c->body_complete ? 0 : c->in.len;
+            want = c->rb.complete ? 0 : c->in.len;
             break;
         case SG_CONN_PROXY:
         case SG_CONN_LOCAL:
-            if (c->raw_body && !c->body_complete) {
+            if (c->rb.raw && !c->rb.complete) {
                 progress |= take_raw_body(c);
                 return progress;
             }
-            if (c->body_complete || !c->req.has_body)
+            if (c->rb.complete || !c->req.has_body)
                 want = 0;
-            else if (c->body_discard || c->state == SG_CONN_LOCAL)
-                want = c->state == SG_CONN_LOCAL && !c->body_discard ? 0 : c->in.len;
+            else if (c->rb.discard || c->state == SG_CONN_LOCAL)
+                want = c->state == SG_CONN_LOCAL && !c->rb.discard ? 0 : c->in.len;
             else
-                want = body_room(c);
+                want = sg_reqbody_room(&c->rb);
             if (want > c->in.len)
                 want = c->in.len;
             break;
@@ -732,7 +571,7 @@ static bool conn_parse(sg_conn *c)
         long n = sg_http_feed(&c->http, sg_buf_head(&c->in), want, &events, &status, &err);
         if (n < 0) {
             sg_buf_reset(&c->in);
-            if (before == SG_CONN_READ_HEAD || !c->response_started) {
+            if (before == SG_CONN_READ_HEAD || !c->resp.started) {
                 sg_log_info(0, "bad request from %s: %s, %d", c->peer, err, status);
                 c->close_after = true;
                 if (before == SG_CONN_PROXY)
@@ -747,33 +586,33 @@ static bool conn_parse(sg_conn *c)
         if (n > 0)
             progress = true;
         if (events & SG_HTTP_DONE)
-            c->body_complete = true;
+            c->rb.complete = true;
         if (events & SG_HTTP_HEAD) {
             if (!c->req.has_body)
-                c->body_complete = true;
+                c->rb.complete = true;
             dispatch(c);
             progress = true;
             if (c->state == SG_CONN_CLOSING)
                 return true;
         }
         if (c->state == SG_CONN_SPOOL_BODY) {
-            if (c->body_discard && c->body_received > c->cfg->limits.body_bytes) {
+            if (c->rb.discard && c->rb.received > c->cfg->limits.body_bytes) {
                 sg_conn_log_route(c, SG_LOG_WARN, "chunked request body exceeds limits.body_bytes, 413");
                 c->close_after = true;
                 sg_conn_error(c, 413, "body too large");
                 return true;
             }
-            if (c->body_discard) {
+            if (c->rb.discard) {
                 sg_conn_error(c, 500, "cannot buffer the request body");
                 return true;
             }
-            if (c->body_complete) {
+            if (c->rb.complete) {
                 c->state = SG_CONN_PROXY;
                 sg_upstream_start(c);
                 return true;
             }
         }
-        if (c->state == SG_CONN_PROXY && c->body.len)
+        if (c->state == SG_CONN_PROXY && c->rb.buf.len)
             sg_upstream_pump(c);
         if (n == 0 && !(events & SG_HTTP_HEAD))
             return progress;
@@ -781,76 +620,33 @@ static bool conn_parse(sg_conn *c)
 }
 
 /*
- * Streams the X-Sendfile answer once the head is out; zero-copy, resumes on EAGAIN.
- * At most SG_SENDFILE_TURN bytes per wakeup: a client that reads as fast as the kernel
- * sends would otherwise keep the loop to itself and stall every other connection.
+ * Writes the response's pending bytes (callers check sg_response_pending first: most turns
+ * have none); returns false if the connection was closed.
  */
-#define SG_SENDFILE_TURN (2 * 1024 * 1024)
-static bool send_file(sg_conn *c)
-{
-    size_t turn = SG_SENDFILE_TURN;
-    while (c->file_left > 0 && turn > 0) {
-        size_t chunk = c->file_left > turn ? turn : (size_t)c->file_left;
-        ssize_t n = sendfile(c->fd, c->file_fd, &c->file_off, chunk);
-        if (n > 0) {
-            c->file_left -= (uint64_t)n;
-            turn -= (size_t)n;
-            c->bytes_out += (uint64_t)n;
-            c->t_write = ev_now(sg_server_loop(c->server));
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return true;
-        /* 0: the file shrank under us; the promised length cannot be kept */
-        if (n == 0)
-            sg_conn_log_route(c, SG_LOG_ERROR, "sendfile target shrank while being sent, closing");
-        else
-            sg_log_debug(errno, "sendfile to %s failed, closing", c->peer);
-        sg_conn_close(c);
-        return false;
-    }
-    if (c->file_left > 0)
-        return true; /* our turn is over; the write watcher brings us back */
-    close(c->file_fd);
-    c->file_fd = -1;
-    c->response_done = true;
-    return true;
-}
-
-/* Writes `out` (then any file body); returns false if the connection was closed. */
 static bool conn_flush(sg_conn *c)
 {
-    if (c->out.len) {
-        ssize_t n = sg_buf_write(&c->out, c->fd);
-        if (n == SG_ERR) {
-            sg_log_debug(errno, "write to %s failed, closing", c->peer);
-            sg_conn_close(c);
-            return false;
-        }
-        if (n > 0) {
-            c->t_write = ev_now(sg_server_loop(c->server));
-            if (c->out.len == 0)
-                sg_buf_reset(&c->out);
-        }
-    }
-    if (c->out.len == 0 && c->pipe.len) {
-        ssize_t n = sg_pipe_drain(&c->pipe, c->fd);
-        if (n == SG_ERR) {
-            sg_log_debug(errno, "write to %s failed, closing", c->peer);
-            sg_conn_close(c);
-            return false;
-        }
-        if (n > 0)
-            c->t_write = ev_now(sg_server_loop(c->server));
-    }
-    if (c->out.len == 0 && c->file_fd >= 0)
-        return send_file(c);
-    return true;
+    const char *err = NULL;
+    int rc = sg_response_flush(&c->resp, c->fd, &err);
+    if (rc > 0)
+        c->t_write = ev_now(sg_server_loop(c->server));
+    if (rc >= 0)
+        return true;
+    if (err == sg_response_file_shrank)
+        sg_conn_log_route(c, SG_LOG_ERROR, "sendfile target shrank while being sent, closing");
+    else if (err == sg_response_sendfile_failed)
+        sg_log_debug(errno, "sendfile to %s failed, closing", c->peer);
+    else
+        sg_log_debug(errno, "write to %s failed, closing", c->peer);
+    sg_conn_close(c);
+    return false;
 }
 
 static void conn_watch(sg_conn *c);
+
+static inline bool to_client(const sg_conn *c)
+{
+    return sg_response_pending(&c->resp);
+}
 
 static void conn_run(sg_conn *c)
 {
@@ -858,10 +654,10 @@ static void conn_run(sg_conn *c)
         if (c->state == SG_CONN_CLOSING)
             return;
         bool progress = conn_parse(c);
-        if (c->state == SG_CONN_CLOSING || !conn_flush(c))
+        if (c->state == SG_CONN_CLOSING || (to_client(c) && !conn_flush(c)))
             return;
         sg_upstream_reap(c);
-        if (c->response_done && c->out.len == 0 && c->pipe.len == 0) {
+        if (c->resp.done && c->resp.out.len == 0 && c->resp.pipe.len == 0) {
             finish_request(c);
             if (c->state == SG_CONN_CLOSING)
                 return;
@@ -893,35 +689,42 @@ static void set_io(struct ev_loop *loop, ev_io *w, bool on)
         ev_io_stop(loop, w);
 }
 
-/* Response bytes still on their way to the client: buffered, piped or in the file. */
-static bool to_client(const sg_conn *c)
-{
-    return c->out.len || c->pipe.len || c->file_left;
-}
 
-static ev_tstamp conn_deadline(sg_conn *c, int *what)
+
+/* Why the one activity timer fires: the deadline that is nearest (conn_deadline). */
+enum sg_conn_timer {
+    SG_TIMER_NONE,
+    SG_TIMER_KEEPALIVE,     /* idle between requests: timeouts.keepalive */
+    SG_TIMER_CLIENT_HEADER, /* a head begun and not complete: timeouts.client_header */
+    SG_TIMER_CLIENT_BODY,   /* the request body stalled: timeouts.client_body */
+    SG_TIMER_SEND,          /* the client takes no response bytes: timeouts.send */
+    SG_TIMER_BACKEND,       /* connect or backend progress (sg_upstream_watch) */
+    SG_TIMER_LINGER         /* draining an unread body after the response: SG_LINGER_TIME */
+};
+
+static ev_tstamp conn_deadline(sg_conn *c, enum sg_conn_timer *what)
 {
     const sg_config *cfg = c->cfg ? c->cfg : sg_server_config(c->server);
     ev_tstamp d = 0;
-    *what = 0;
+    *what = SG_TIMER_NONE;
 #define CONSIDER(t, w) do { if ((t) > 0 && (d == 0 || (t) < d)) { d = (t); *what = (w); } } while (0)
     if (c->state == SG_CONN_LINGER) {
-        CONSIDER(c->t_head + SG_LINGER_TIME, 6);
+        CONSIDER(c->t_head + SG_LINGER_TIME, SG_TIMER_LINGER);
     } else if (c->state == SG_CONN_READ_HEAD) {
         /* client_header bounds a head from its first byte; the idle time before it (a
          * keep-alive connection between requests) counts against keepalive only */
         if (c->t_head == 0)
-            CONSIDER(c->t_idle + cfg->timeouts.keepalive, 1);
+            CONSIDER(c->t_idle + cfg->timeouts.keepalive, SG_TIMER_KEEPALIVE);
         else
-            CONSIDER(c->t_head + cfg->timeouts.client_header, 2);
-    } else if (!c->body_complete && c->req.has_body && ev_is_active(&c->rio)) {
-        CONSIDER(c->t_read + cfg->timeouts.client_body, 3);
+            CONSIDER(c->t_head + cfg->timeouts.client_header, SG_TIMER_CLIENT_HEADER);
+    } else if (!c->rb.complete && c->req.has_body && ev_is_active(&c->rio)) {
+        CONSIDER(c->t_read + cfg->timeouts.client_body, SG_TIMER_CLIENT_BODY);
     }
     if (to_client(c))
-        CONSIDER(c->t_write + cfg->timeouts.send, 4);
+        CONSIDER(c->t_write + cfg->timeouts.send, SG_TIMER_SEND);
     if (c->state == SG_CONN_PROXY) {
         ev_tstamp u = sg_upstream_watch(c);
-        CONSIDER(u, 5);
+        CONSIDER(u, SG_TIMER_BACKEND);
     }
 #undef CONSIDER
     return d;
@@ -941,10 +744,10 @@ static void conn_watch(sg_conn *c)
         break;
     case SG_CONN_PROXY:
     case SG_CONN_LOCAL:
-        if (c->req.has_body && !c->body_complete)
+        if (c->req.has_body && !c->rb.complete)
             want_read = !c->read_eof && c->in.len < SG_IN_MAX &&
-                        (c->body_discard ||
-                         (c->state == SG_CONN_PROXY && c->body.len < SG_BODY_MAX));
+                        (c->rb.discard ||
+                         (c->state == SG_CONN_PROXY && c->rb.buf.len < SG_BODY_MAX));
         else /* stay subscribed: pipelined bytes wait in `in`, and no epoll_ctl per request */
             want_read = !c->read_eof && c->in.len < SG_IN_MAX;
         break;
@@ -953,7 +756,7 @@ static void conn_watch(sg_conn *c)
     }
     set_io(loop, &c->rio, want_read);
     set_io(loop, &c->wio, to_client(c));
-    int what;
+    enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
     if (d > 0) {
         ev_tstamp left = d - ev_now(loop);
@@ -974,7 +777,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
     sg_conn *c = SG_CONTAINER_OF(w, sg_conn, timer);
     SG_UNUSED(revents);
-    int what;
+    enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
     ev_tstamp now = ev_now(loop);
     if (d == 0 || d > now + 0.0005) {
@@ -982,11 +785,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         return;
     }
     switch (what) {
-    case 1:
+    case SG_TIMER_KEEPALIVE:
         sg_log_debug(0, "%s: keep-alive timeout, closing", c->peer);
         sg_conn_close(c);
         return;
-    case 2:
+    case SG_TIMER_CLIENT_HEADER:
         if (c->http.head_bytes == 0 && c->in.len == 0) {
             sg_log_debug(0, "%s: no request within client_header timeout, closing", c->peer);
             sg_conn_close(c);
@@ -997,21 +800,23 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         c->close_after = true;
         sg_conn_error(c, 408, "client header timeout");
         break;
-    case 3:
+    case SG_TIMER_CLIENT_BODY:
         sg_conn_log_route(c, SG_LOG_INFO, "request body stalled longer than timeouts.client_body, 408");
         c->close_after = true;
         sg_conn_error(c, 408, "client body timeout");
         break;
-    case 4:
+    case SG_TIMER_SEND:
         sg_log_info(0, "%s: client did not accept data within timeouts.send, closing", c->peer);
         sg_conn_close(c);
         return;
-    case 5:
+    case SG_TIMER_BACKEND:
         sg_upstream_timeout(c);
         break;
-    case 6:
+    case SG_TIMER_LINGER:
         sg_conn_close(c);
         return;
+    case SG_TIMER_NONE:
+        break;
     }
     conn_run(c);
 }
@@ -1027,8 +832,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             sg_conn_close(c);
         return;
     }
-    if (c->raw_body && !c->body_complete && c->in.len == 0 && c->state == SG_CONN_PROXY &&
-        !c->body_discard) {
+    if (c->rb.raw && !c->rb.complete && c->in.len == 0 && c->state == SG_CONN_PROXY &&
+        !c->rb.discard) {
         ssize_t r = read_raw_body(c);
         if (r == SG_AGAIN || r == SG_DECLINED)
             return;
@@ -1067,7 +872,7 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             sg_log_debug(errno, "read from %s failed", c->peer);
         c->read_eof = true;
         bool request_whole = (c->state == SG_CONN_PROXY || c->state == SG_CONN_LOCAL) &&
-                             (!c->req.has_body || c->body_complete);
+                             (!c->req.has_body || c->rb.complete);
         if (n == 0 && request_whole) {
             /* a half-close after a complete request still gets its answer */
             c->close_after = true;
@@ -1096,6 +901,10 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 
 void sg_conn_kick(sg_conn *c)
 {
+    if (c->redirect_pending) {
+        c->redirect_pending = false;
+        sg_conn_route(c);
+    }
     conn_run(c);
 }
 
@@ -1106,9 +915,8 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
     sg_conn *c = sg_xcalloc(1, sizeof *c);
     c->fd = fd;
     c->server = s;
-    c->spool_fd = -1;
-    c->file_fd = -1;
-    sg_pipe_init(&c->pipe);
+    sg_reqbody_init(&c->rb);
+    sg_response_init(&c->resp, &c->req);
     c->listen_text = listen_text;
     format_addr(peer, c->remote_addr, sizeof c->remote_addr, &c->remote_port);
     if (peer->sa_family == AF_INET6)
@@ -1129,8 +937,6 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
         }
     }
     sg_buf_init(&c->in);
-    sg_buf_init(&c->out);
-    sg_buf_init(&c->body);
     sg_buf_init(&c->redirect_cookies);
     sg_buf_init(&c->orig_uri);
     sg_request_init(&c->req);
@@ -1175,9 +981,8 @@ void sg_conn_free(sg_conn *c)
     if (!c)
         return;
     sg_buf_free(&c->in);
-    sg_buf_free(&c->out);
-    sg_pipe_close(&c->pipe);
-    sg_buf_free(&c->body);
+    sg_response_free(&c->resp);
+    sg_reqbody_free(&c->rb);
     sg_buf_free(&c->redirect_cookies);
     sg_buf_free(&c->orig_uri);
     sg_buf_free(&c->up.req);

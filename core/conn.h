@@ -2,7 +2,7 @@
  * conn.h: one client connection: an explicit state machine that reads request heads,
  * answers locally (errors, redirects, access hooks) or hands the request to upstream.c,
  * and writes responses in order with keep-alive and pipelining. One activity timer per
- * connection covers every timeout of SPEC §3.5.
+ * connection covers every timeout of scgi-lua.8 "Timeouts".
  */
 #ifndef SG_CONN_H
 #define SG_CONN_H
@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "server.h"
+#include "conn_host.h"
 
 /** Takes ownership of the accepted, non-blocking `fd`. */
 sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_t peerlen,

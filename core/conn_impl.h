@@ -14,14 +14,15 @@
 #include "http.h"
 #include "lua_bridge.h"
 #include "pipe.h"
+#include "reqbody.h"
+#include "response.h"
 #include "scgi.h"
 
 #define SG_OUT_MAX (128 * 1024)  /* bytes queued for the client before backpressure: a 64 KiB
                                     body and its head fit in one read and one write */
-#define SG_BODY_MAX (64 * 1024)  /* request body bytes buffered towards the backend */
-#define SG_SPOOL_MEM (1024 * 1024) /* chunked bodies beyond this go to a temp file */
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
-#define SG_UP_HEAD_MAX (16 * 1024) /* backend response head limit (SPEC §5) */
+/* backend response head limit (README "What the client receives") */
+#define SG_UP_HEAD_MAX (16 * 1024)
 #define SG_SPLICE_MIN (32 * 1024)  /* sized bodies from this length go through a pipe */
 #define SG_LINGER_TIME 5.0       /* seconds to drain a client's unread body before closing */
 
@@ -89,26 +90,12 @@ struct sg_conn {
     sg_hook_ctx hook;
     const sg_route *route;    /* borrowed from cfg */
     sg_buf in;                /* owned: client bytes not parsed yet */
-    sg_buf out;               /* owned: bytes for the client */
-    sg_pipe pipe;             /* owned: body bytes for the client after `out` (splice) */
-    sg_buf body;              /* owned: body bytes for the backend (or in-memory spool) */
-    int spool_fd;             /* temp file for a large chunked body, -1 if none */
-    uint64_t spool_off;       /* sendfile offset into spool_fd */
-    uint64_t body_received;
-    uint64_t body_left;       /* Content-Length body bytes still to come (raw_body) */
-    bool raw_body;            /* a sized body, moved without the parser (no copy through it) */
-    bool body_complete;       /* parser reached the end of the request */
-    bool body_discard;        /* backend stopped reading: drop further body bytes */
+    sg_response resp;         /* owned: the response writer, its output buffer and body sources */
+    sg_reqbody rb;            /* owned: the request body on its way to the backend */
     bool read_eof;            /* client half-closed */
     bool in_more;             /* the last client read filled its buffer: more is likely queued */
     bool close_after;         /* close once the response is written */
-    bool response_started;    /* head sent to client (errors now close instead) */
-    bool response_done;       /* nothing more will be appended to out */
     bool sent_continue;
-    bool resp_chunked, resp_until_close, resp_no_body;
-    int64_t resp_remaining;   /* Content-Length bytes still expected, -1 if none */
-    int status;               /* for the access log */
-    uint64_t bytes_out;
     unsigned requests;
     ev_tstamp t_start;        /* request start: its head's first byte (accept for the first) */
     ev_tstamp t_head;         /* client_header origin: as t_start; 0 until a head byte came */
@@ -119,31 +106,25 @@ struct sg_conn {
     sg_upstream up;
     sg_scgi_vars vars;        /* owned; reused per request */
 
-    /* X-Sendfile answer being streamed (SPEC §7) */
-    int file_fd;              /* owned, -1 if none */
-    off_t file_off;
-    uint64_t file_left;
-    /* internal redirects (SPEC §7) */
+    /* internal redirects (README "X-Sendfile and internal redirects") */
     int redirects;
+    bool redirect_pending;    /* retargeted by a redirect: sg_conn_kick routes it again */
     sg_buf redirect_cookies;  /* owned: "Set-Cookie: …\r\n" lines kept for the final answer */
     sg_buf orig_uri;          /* owned: the client's request-target, for logs and REDIRECT_* */
     const char *orig_method;  /* static */
 };
 
 /* conn.c services used by upstream.c */
-/** Routes the current request (again, after an internal redirect) and starts it. */
-void sg_conn_route(sg_conn *c);
 void sg_conn_error(sg_conn *c, int status, const char *cause);
-void sg_conn_begin_response(sg_conn *c, int status, const char *reason, size_t reason_len);
-void sg_conn_add_header(sg_conn *c, const char *name, size_t nlen, const char *value,
-                        size_t vlen);
+/** Ends the final head begun on c->resp: framing (response.c), then keep-alive and Date. */
 void sg_conn_end_head(sg_conn *c, int64_t content_length);
-/** Ends an interim (1xx) head begun with sg_conn_begin_response. */
-void sg_conn_end_interim(sg_conn *c);
 void sg_conn_log_route(sg_conn *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** Runs the connection's state machine after a backend event (upstream.c callbacks). */
+/**
+ * Runs the connection's state machine after a backend event (upstream.c callbacks); first
+ * routes a request an internal redirect retargeted (redirect_pending).
+ */
 void sg_conn_kick(sg_conn *c);
 
 /* upstream.c */

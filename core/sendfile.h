@@ -3,7 +3,7 @@
  * redirects", scgi-lua(8) "Routes": sendfile, sendfile_root). This module opens and vets the file
  * (absolute path, regular, readable, inside sendfile_root after symlinks, judged on the opened
  * descriptor so a swapped symlink cannot escape) and plans the answer (validators, conditional
- * requests, a single byte range). conn.c streams the bytes with sendfile(2). Nothing here logs or
+ * requests, a single byte range). response.c streams the bytes with sendfile(2). Nothing here logs or
  * touches sockets.
  */
 #ifndef SG_SENDFILE_H

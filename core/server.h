@@ -3,7 +3,8 @@
  * generation and the set of live connections. It accepts (bounded by limits.connections,
  * pausing on EMFILE instead of spinning), reloads the config on SIGHUP or file change, and
  * stops gracefully on SIGTERM/SIGINT/SIGQUIT (HUP is ignored during a stop, USR1 still
- * reopens the access log). It knows nothing about HTTP; conn.c does.
+ * reopens the access log). It knows nothing about HTTP; conn.c does. What it provides to
+ * its connections is conn_host.h (so that conn.c does not include this file).
  */
 #ifndef SG_SERVER_H
 #define SG_SERVER_H
@@ -12,12 +13,8 @@
 #include <stdbool.h>
 
 #include "config.h"
-#include "pipe.h"
-#include "stats.h"
+#include "conn_host.h"
 #include "util.h"
-
-typedef struct sg_server sg_server;
-typedef struct sg_conn sg_conn;
 
 /** Takes over `cfg` (one reference) and the member-state registry it was loaded with. */
 sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir,
@@ -48,21 +45,5 @@ void sg_server_reopen_log(sg_server *s, const char *why);
 /** Runs the loop until a graceful stop completes; returns the exit status. */
 int sg_server_run(sg_server *s);
 void sg_server_free(sg_server *s);
-
-/* for conn.c */
-struct ev_loop *sg_server_loop(sg_server *s);
-sg_config *sg_server_config(sg_server *s);
-bool sg_server_stopping(sg_server *s);
-sg_stats *sg_server_stats(sg_server *s);
-size_t sg_server_nconns(sg_server *s);
-/** "Date: ..." value for the current second (cached). */
-const char *sg_server_date(sg_server *s);
-void sg_server_conn_closed(sg_server *s, sg_conn *c);
-/** Queues `c` to be freed after the current callbacks return. */
-void sg_server_defer_free(sg_server *s, sg_conn *c);
-/** A splice pipe from the pool of empty ones, else a new one (sg_pipe_open). */
-int sg_server_pipe_take(sg_server *s, sg_pipe *p);
-/** Back to the pool if empty and there is room, else closed; `p` is closed either way. */
-void sg_server_pipe_give(sg_server *s, sg_pipe *p);
 
 #endif

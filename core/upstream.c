@@ -33,7 +33,7 @@ static struct ev_loop *loop_of(sg_conn *c)
     return sg_server_loop(c->server);
 }
 
-/* ---- the variable set (SPEC §4) ---- */
+/* ---- the variable set: README "What the backend receives", scgi-lua.8 THE SCGI REQUEST ---- */
 
 static bool dropped_header(const char *n, size_t len, bool pass_auth)
 {
@@ -253,9 +253,9 @@ void sg_upstream_close(sg_conn *c)
         close(u->fd);
         u->fd = -1;
     }
-    if (u->phase != SG_UP_IDLE && u->phase != SG_UP_DONE && c->req.has_body && !c->body_complete) {
+    if (u->phase != SG_UP_IDLE && u->phase != SG_UP_DONE && c->req.has_body && !c->rb.complete) {
         /* the rest of the client's body has nowhere to go */
-        c->body_discard = true;
+        c->rb.discard = true;
         c->close_after = true;
     }
     if (u->phase != SG_UP_IDLE)
@@ -285,7 +285,7 @@ static uint64_t body_length(const sg_conn *c)
     if (c->redirects)
         return 0; /* a redirected request is a GET without body */
     if (c->req.chunked)
-        return c->body_received;
+        return c->rb.received;
     return c->req.content_length > 0 ? (uint64_t)c->req.content_length : 0;
 }
 
@@ -439,11 +439,11 @@ static void backend_stopped_reading(sg_conn *c, int err)
 {
     sg_upstream *u = &c->up;
     u->write_closed = true;
-    if (c->req.has_body && !c->body_complete) {
-        c->body_discard = true;
+    if (c->req.has_body && !c->rb.complete) {
+        c->rb.discard = true;
         c->close_after = true;
     }
-    sg_buf_reset(&c->body);
+    sg_buf_reset(&c->rb.buf);
     sg_log_debug(err, "backend %s stopped reading the request after %llu body bytes",
                  u->be->text, (unsigned long long)u->body_sent);
 }
@@ -456,13 +456,14 @@ void sg_upstream_pump(sg_conn *c)
         return;
     for (;;) {
         ssize_t n;
-        if (u->req.len || (c->spool_fd < 0 && c->body.len)) {
+        size_t pending = sg_reqbody_pending(&c->rb);
+        if (u->req.len || pending) {
             struct iovec iov[2];
             int cnt = 0;
             if (u->req.len)
                 iov[cnt++] = (struct iovec){ sg_buf_head(&u->req), u->req.len };
-            if (c->spool_fd < 0 && c->body.len)
-                iov[cnt++] = (struct iovec){ sg_buf_head(&c->body), c->body.len };
+            if (pending)
+                iov[cnt++] = (struct iovec){ (void *)sg_reqbody_data(&c->rb), pending };
             struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
             n = sendmsg(u->fd, &mh, MSG_NOSIGNAL);
             if (n > 0 && cur_state(c))
@@ -471,12 +472,12 @@ void sg_upstream_pump(sg_conn *c)
                 size_t k = (size_t)n, from_req = k < u->req.len ? k : u->req.len;
                 sg_buf_consume(&u->req, from_req);
                 k -= from_req;
-                sg_buf_consume(&c->body, k);
+                sg_reqbody_sent(&c->rb, k);
                 u->body_sent += k;
             }
-        } else if (c->spool_fd >= 0 && u->body_sent < u->body_len) {
+        } else if (sg_reqbody_file(&c->rb) >= 0 && u->body_sent < u->body_len) {
             off_t off = (off_t)u->body_sent;
-            n = sendfile(u->fd, c->spool_fd, &off, (size_t)(u->body_len - u->body_sent));
+            n = sendfile(u->fd, sg_reqbody_file(&c->rb), &off, (size_t)(u->body_len - u->body_sent));
             if (n > 0) {
                 u->body_sent += (uint64_t)n;
                 if (cur_state(c))
@@ -532,7 +533,8 @@ static const sg_cgi_header *find_header(const sg_cgi_head *h, const char *name)
     return NULL;
 }
 
-/* X-Sendfile (SPEC §7): the backend's status and headers, the gateway's file. */
+/* X-Sendfile (README "X-Sendfile and internal redirects"): the backend's status and headers,
+ * the gateway's file. */
 static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
 {
     const sg_route *rt = c->route;
@@ -555,41 +557,44 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
                           etag ? etag->value_len : 0, lm ? lm->value : NULL,
                           lm ? lm->value_len : 0, &plan);
     if (plan.status == h->status)
-        sg_conn_begin_response(c, plan.status, h->reason, h->reason_len);
+        sg_response_begin(&c->resp, plan.status, h->reason, h->reason_len);
     else
-        sg_conn_begin_response(c, plan.status, NULL, 0);
+        sg_response_begin(&c->resp, plan.status, NULL, 0);
     for (size_t i = 0; i < h->nheaders; i++) {
         const sg_cgi_header *hd = &h->headers[i];
         if (hd == sf || sg_strieq(hd->name, hd->name_len, "Content-Length") ||
             sg_strieq(hd->name, hd->name_len, "Content-Range") ||
             sg_strieq(hd->name, hd->name_len, "Date"))
             continue;
-        sg_conn_add_header(c, hd->name, hd->name_len, hd->value, hd->value_len);
+        sg_response_add_header(&c->resp, hd->name, hd->name_len, hd->value, hd->value_len);
     }
     if (!etag)
-        sg_conn_add_header(c, "ETag", 4, plan.etag, strlen(plan.etag));
+        sg_response_add_header(&c->resp, "ETag", 4, plan.etag, strlen(plan.etag));
     if (!lm)
-        sg_conn_add_header(c, "Last-Modified", 13, plan.last_modified, strlen(plan.last_modified));
-    sg_buf_append_str(&c->out, "Accept-Ranges: bytes\r\n");
+        sg_response_add_header(&c->resp, "Last-Modified", 13, plan.last_modified, strlen(plan.last_modified));
+    sg_response_add_raw(&c->resp, "Accept-Ranges: bytes\r\n", 22);
+    char range[96];
+    int rlen = 0;
     if (plan.status == 206)
-        sg_buf_appendf(&c->out, "Content-Range: bytes %lld-%lld/%lld\r\n", (long long)plan.start,
-                       (long long)(plan.start + plan.len - 1), (long long)st.st_size);
+        rlen = snprintf(range, sizeof range, "bytes %lld-%lld/%lld", (long long)plan.start,
+                        (long long)(plan.start + plan.len - 1), (long long)st.st_size);
     else if (plan.status == 416)
-        sg_buf_appendf(&c->out, "Content-Range: bytes */%lld\r\n", (long long)st.st_size);
+        rlen = snprintf(range, sizeof range, "bytes */%lld", (long long)st.st_size);
+    if (rlen > 0)
+        sg_response_add_header(&c->resp, "Content-Range", 13, range, (size_t)rlen);
     sg_upstream_close(c); /* the backend's own body is not wanted */
     sg_conn_end_head(c, plan.len); /* no Content-Length, and no file, for a 204 or 304 */
-    if (c->resp_no_body || plan.len == 0) {
+    if (c->resp.no_body || plan.len == 0) {
         close(fd);
-        c->response_done = true;
+        c->resp.done = true;
     } else {
-        c->file_fd = fd;
-        c->file_off = plan.start;
-        c->file_left = (uint64_t)plan.len;
+        sg_response_set_file(&c->resp, fd, plan.start, (uint64_t)plan.len);
     }
     return SG_ERR; /* not an error: tells read_head the relay is over */
 }
 
-/* Internal redirect (SPEC §7): route the request again as a GET to a local path. */
+/* Internal redirect (README "X-Sendfile and internal redirects"): route the request again as
+ * a GET to a local path. */
 static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *loc)
 {
     char target[8192];
@@ -626,17 +631,15 @@ static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_head
     }
     sg_log_debug(0, "internal redirect %d to %.*s (client %s)", c->redirects, (int)tlen, target,
                  c->peer);
-    if (c->req.has_body && !c->body_complete) {
-        c->body_discard = true; /* the rest of the upload belongs to no request now */
+    if (c->req.has_body && !c->rb.complete) {
+        c->rb.discard = true; /* the rest of the upload belongs to no request now */
         c->close_after = true;
     }
-    sg_buf_reset(&c->body);
-    if (c->spool_fd >= 0) {
-        close(c->spool_fd);
-        c->spool_fd = -1;
-    }
+    sg_reqbody_drop(&c->rb);
     c->up.phase = SG_UP_IDLE;
-    sg_conn_route(c);
+    /* routed again by the connection once this backend callback has returned (sg_conn_kick),
+     * not from inside it: the retargeted request is a new step, not a nested one */
+    c->redirect_pending = true;
     return SG_ERR;
 }
 
@@ -668,15 +671,15 @@ static int interim_head(sg_conn *c, const sg_cgi_head *h)
     }
     if (h->status == 103 && c->req.http_minor >= 1) {
         const char *sf = c->route->sendfile; /* a path on our disk: not for the client */
-        sg_conn_begin_response(c, h->status, h->reason, h->reason_len);
+        sg_response_begin(&c->resp, h->status, h->reason, h->reason_len);
         for (size_t i = 0; i < h->nheaders; i++) {
             const sg_cgi_header *hd = &h->headers[i];
             if (sg_strieq(hd->name, hd->name_len, "Content-Length") ||
                 (sf && sg_strieq(hd->name, hd->name_len, sf)))
                 continue;
-            sg_conn_add_header(c, hd->name, hd->name_len, hd->value, hd->value_len);
+            sg_response_add_header(&c->resp, hd->name, hd->name_len, hd->value, hd->value_len);
         }
-        sg_conn_end_interim(c);
+        sg_response_end_interim(&c->resp);
     }
     sg_buf_consume(&u->head, h->head_len);
     u->head_scan = 0;
@@ -716,8 +719,8 @@ static int emit_head(sg_conn *c)
         if (loc && loc->value_len && loc->value[0] == '/')
             return internal_redirect(c, &h, loc);
     }
-    sg_conn_begin_response(c, h.status, h.reason, h.reason_len);
-    if (c->resp_no_body && c->req.has_body && !c->body_complete)
+    sg_response_begin(&c->resp, h.status, h.reason, h.reason_len);
+    if (c->resp.no_body && c->req.has_body && !c->rb.complete)
         c->close_after = true;
     for (size_t i = 0; i < h.nheaders; i++) {
         const sg_cgi_header *hd = &h.headers[i];
@@ -725,7 +728,7 @@ static int emit_head(sg_conn *c)
         if (sg_strieq(hd->name, hd->name_len, "Date") ||
             sg_strieq(hd->name, hd->name_len, "Content-Length"))
             continue;
-        sg_conn_add_header(c, hd->name, hd->name_len, hd->value, hd->value_len);
+        sg_response_add_header(&c->resp, hd->name, hd->name_len, hd->value, hd->value_len);
     }
     sg_conn_end_head(c, h.content_length);
     u->phase = SG_UP_RELAY;
@@ -742,21 +745,21 @@ static int emit_head(sg_conn *c)
 static void finish_response(sg_conn *c, bool clean, int err)
 {
     sg_upstream *u = &c->up;
-    if (c->resp_remaining > 0) {
+    int64_t missing = c->resp.remaining;
+    if (sg_response_end(&c->resp, clean) == SG_OK) {
+        /* complete: the writer ended the framing */
+    } else if (missing > 0) {
         sg_conn_log_route(c, SG_LOG_ERROR,
                           "backend %s %s %lld bytes before its Content-Length, closing the client connection",
                           u->be->text, clean ? "closed" : "reset the connection",
-                          (long long)c->resp_remaining);
+                          (long long)missing);
         c->close_after = true;
-    } else if (c->resp_remaining < 0 && !clean) {
+    } else {
         sg_conn_log_route(c, SG_LOG_ERROR,
                           "backend %s reset the connection mid-response (%s), closing the client connection without completing the response",
                           u->be->text, err ? strerror(err) : "its reads had failed");
         c->close_after = true;
-    } else if (c->resp_chunked) {
-        sg_buf_append_str(&c->out, "0\r\n\r\n");
     }
-    c->response_done = true;
     /* the socket itself is closed after the client write (sg_upstream_reap): the FIN
      * exchange then costs the client no latency */
     release_member(c);
@@ -781,34 +784,6 @@ void sg_upstream_reap(sg_conn *c)
         sg_upstream_close(c);
 }
 
-/* Writes the "<hex size>\r\n" that opens a chunk; returns its length (at most 18). */
-static size_t chunk_line(char *out, size_t n)
-{
-    size_t hl = sg_fmt_u64(out, n, 16);
-    out[hl++] = '\r';
-    out[hl++] = '\n';
-    return hl;
-}
-
-/* Appends up to `len` body bytes to out with the chosen framing. */
-static void relay_bytes(sg_conn *c, const char *data, size_t len)
-{
-    if (c->resp_remaining >= 0 && (uint64_t)len > (uint64_t)c->resp_remaining)
-        len = (size_t)c->resp_remaining; /* a backend sending more than it announced */
-    if (len == 0)
-        return;
-    if (c->resp_chunked) {
-        char hex[24];
-        sg_buf_append(&c->out, hex, chunk_line(hex, len));
-    }
-    sg_buf_append(&c->out, data, len);
-    if (c->resp_chunked)
-        sg_buf_append(&c->out, "\r\n", 2);
-    if (c->resp_remaining >= 0)
-        c->resp_remaining -= (int64_t)len;
-    c->bytes_out += len;
-}
-
 static void read_body(sg_conn *c);
 
 /* Bookkeeping after `n` body bytes came from the backend; true when the response is whole. */
@@ -817,7 +792,7 @@ static bool relayed(sg_conn *c, size_t n)
     c->t_up = ev_now(loop_of(c));
     if (cur_state(c))
         cur_state(c)->bytes_from += (uint64_t)n;
-    if (c->resp_remaining != 0)
+    if (c->resp.remaining != 0)
         return false;
     finish_response(c, true, 0);
     return true;
@@ -861,20 +836,20 @@ static void read_head(sg_conn *c)
         if (rc != SG_AGAIN)
             return;
     }
-    if (c->resp_remaining == 0) {
+    if (c->resp.remaining == 0) {
         finish_response(c, true, 0);
         return;
     }
-    relay_bytes(c, sg_buf_head(&u->head) + end, u->head.len - (size_t)end);
+    sg_response_body(&c->resp, sg_buf_head(&u->head) + end, u->head.len - (size_t)end);
     sg_buf_reset(&u->head);
-    if (c->resp_remaining == 0) {
+    if (c->resp.remaining == 0) {
         finish_response(c, true, 0);
         return;
     }
     /* a large sized body goes through a pipe, never copied into our memory; without one
      * (no descriptors, or a pipe quota) it is copied as any other */
-    if (!c->resp_chunked && c->resp_remaining >= SG_SPLICE_MIN)
-        sg_server_pipe_take(c->server, &c->pipe);
+    if (!c->resp.chunked && c->resp.remaining >= SG_SPLICE_MIN)
+        sg_server_pipe_take(c->server, &c->resp.pipe);
     read_body(c); /* the end is often already there: one write to the client, not two */
 }
 
@@ -882,16 +857,16 @@ static void read_head(sg_conn *c)
 static void splice_body(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    while (sg_pipe_room(&c->pipe) > 0) {
-        size_t max = sg_pipe_room(&c->pipe);
-        if ((uint64_t)max > (uint64_t)c->resp_remaining)
-            max = (size_t)c->resp_remaining;
-        ssize_t n = sg_pipe_fill(&c->pipe, u->fd, max);
+    while (sg_pipe_room(&c->resp.pipe) > 0) {
+        size_t max = sg_pipe_room(&c->resp.pipe);
+        if ((uint64_t)max > (uint64_t)c->resp.remaining)
+            max = (size_t)c->resp.remaining;
+        ssize_t n = sg_response_splice(&c->resp, u->fd, max);
         if (n == SG_AGAIN)
             return;
-        if (n == SG_ERR && errno == EINVAL && c->pipe.len == 0) {
+        if (n == SG_ERR && errno == EINVAL && c->resp.pipe.len == 0) {
             /* a socket type splice(2) does not serve: copy through user space instead */
-            sg_pipe_close(&c->pipe);
+            sg_pipe_close(&c->resp.pipe);
             read_body(c);
             return;
         }
@@ -899,8 +874,6 @@ static void splice_body(sg_conn *c)
             backend_ended(c, n);
             return;
         }
-        c->resp_remaining -= n;
-        c->bytes_out += (uint64_t)n;
         if (relayed(c, (size_t)n))
             return;
         if ((size_t)n < max)
@@ -911,43 +884,12 @@ static void splice_body(sg_conn *c)
 static void read_body(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    if (sg_pipe_is_open(&c->pipe)) {
+    if (sg_pipe_is_open(&c->resp.pipe)) {
         splice_body(c);
         return;
     }
-    while (c->out.len < SG_OUT_MAX) {
-        size_t room = SG_OUT_MAX - c->out.len;
-        if (c->resp_remaining >= 0 && (uint64_t)room > (uint64_t)c->resp_remaining)
-            room = (size_t)c->resp_remaining;
-        ssize_t n;
-        if (!c->resp_chunked) {
-            n = sg_buf_read(&c->out, u->fd, room);
-            if (n > 0) {
-                if (c->resp_remaining >= 0)
-                    c->resp_remaining -= n;
-                c->bytes_out += (uint64_t)n;
-            }
-        } else {
-            /* read behind room for the chunk-size line, then slide the data next to it */
-            sg_buf_reserve(&c->out, room + 16);
-            char *t = sg_buf_tail(&c->out);
-            do
-                n = read(u->fd, t + 12, room);
-            while (n < 0 && errno == EINTR);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                n = SG_AGAIN;
-            else if (n < 0)
-                n = SG_ERR;
-            if (n > 0) {
-                char hdr[24];
-                size_t hl = chunk_line(hdr, (size_t)n);
-                memmove(t + hl, t + 12, (size_t)n);
-                memcpy(t, hdr, (size_t)hl);
-                memcpy(t + hl + n, "\r\n", 2);
-                c->out.len += (size_t)hl + (size_t)n + 2;
-                c->bytes_out += (uint64_t)n;
-            }
-        }
+    while (c->resp.out.len < SG_OUT_MAX) {
+        ssize_t n = sg_response_read(&c->resp, u->fd, SG_OUT_MAX - c->resp.out.len);
         if (n == SG_AGAIN)
             return;
         if (n == 0 || n == SG_ERR) {
@@ -978,7 +920,7 @@ static void on_up_read(struct ev_loop *loop, ev_io *w, int revents)
 static bool unsent(const sg_conn *c)
 {
     const sg_upstream *u = &c->up;
-    return u->req.len || c->body.len || (c->spool_fd >= 0 && u->body_sent < u->body_len);
+    return u->req.len || c->rb.buf.len || (c->rb.spool_fd >= 0 && u->body_sent < u->body_len);
 }
 
 ev_tstamp sg_upstream_watch(sg_conn *c)
@@ -990,7 +932,7 @@ ev_tstamp sg_upstream_watch(sg_conn *c)
     }
     bool want_write = u->phase == SG_UP_CONNECTING ||
                       (u->phase == SG_UP_SENDING && !u->write_closed && unsent(c));
-    bool room = sg_pipe_is_open(&c->pipe) ? sg_pipe_room(&c->pipe) > 0 : c->out.len < SG_OUT_MAX;
+    bool room = sg_pipe_is_open(&c->resp.pipe) ? sg_pipe_room(&c->resp.pipe) > 0 : c->resp.out.len < SG_OUT_MAX;
     bool want_read = u->phase != SG_UP_CONNECTING && (u->phase != SG_UP_RELAY || room);
     if (want_write)
         ev_io_start(loop, &u->wio);
@@ -1022,7 +964,7 @@ static void head_timeout(sg_conn *c)
     sg_upstream *u = &c->up;
     bool blamed = u->phase == SG_UP_HEAD || (u->phase == SG_UP_SENDING && unsent(c));
     bool replay = blamed && !u->got_bytes && u->body_sent == 0 && !u->write_closed &&
-                  !c->body_discard;
+                  !c->rb.discard;
     bool next = replay && cur_member(c) && u->attempts <= u->bal->maxattempts;
     sg_conn_log_route(c, SG_LOG_ERROR, "backend %s sent no response head within %.3gs%s",
                       u->be->text, c->route->timeout,
@@ -1043,7 +985,7 @@ void sg_upstream_timeout(sg_conn *c)
     sg_upstream *u = &c->up;
     if (u->phase == SG_UP_CONNECTING) {
         connect_failed(c, "connect timed out");
-    } else if (!c->response_started) {
+    } else if (!c->resp.started) {
         head_timeout(c);
     } else {
         sg_conn_log_route(c, SG_LOG_ERROR, "backend stalled for %.3gs mid-response, closing",
