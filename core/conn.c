@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "router.h"
 #include "status.h"
 #include "util.h"
 
@@ -442,7 +443,7 @@ static void sg_conn_route(sg_conn *c)
     sg_buf err;
     sg_buf_init(&err);
     const sg_route *route, *slash;
-    int src = sg_lua_select_route(&c->hook, &route, &slash, &err);
+    int src = sg_router_select(&c->hook, &route, &slash, &err);
     if (src == SG_DECLINED) {
         sg_conn_log_route(c, SG_LOG_INFO, "%.*s, 414", (int)err.len, sg_buf_head(&err));
         sg_buf_free(&err);

@@ -1038,12 +1038,6 @@ void sg_hook_ctx_release(sg_hook_ctx *ctx)
     ctx->table_ref = LUA_NOREF;
 }
 
-static bool prefix_match(const sg_route *rt, const sg_request *r)
-{
-    return !rt->path || (r->path_len >= rt->path_len &&
-                         memcmp(r->path, rt->path, rt->path_len) == 0);
-}
-
 /*
  * Each hook call below is a job: a C function that does ALL of its Lua work (pushing
  * arguments, calling the hook, reading what it returned) inside one protected call. Values
@@ -1119,42 +1113,13 @@ static int match_fn(lua_State *L, void *arg)
     return 0;
 }
 
-int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
-                        const sg_route **redirect_slash, sg_buf *err)
+int sg_lua_match(sg_hook_ctx *ctx, const sg_route *rt, bool *ok, sg_buf *err)
 {
-    const sg_config *cfg = ctx->cfg;
-    const sg_request *r = ctx->req;
-    *route = NULL;
-    *redirect_slash = NULL;
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        const sg_route *rt = &cfg->routes[i];
-        if (!prefix_match(rt, r)) {
-            /* "/code" for "/code/": remember the first such route for a 301 */
-            if (!*redirect_slash && rt->path && rt->path_len > 1 &&
-                rt->path[rt->path_len - 1] == '/' && r->path_len == rt->path_len - 1 &&
-                memcmp(r->path, rt->path, r->path_len) == 0)
-                *redirect_slash = rt;
-            continue;
-        }
-        if (rt->match_pattern && r->path_len > cfg->limits.match_path_bytes) {
-            /* string.find backtracks in C where the hook budget cannot stop it; the
-             * pattern's cost is bounded at load for paths up to this length */
-            sg_buf_appendf(err, "path of %zu bytes is longer than limits.match_path_bytes (%zu) "
-                           "for the pattern of route %zu", r->path_len,
-                           cfg->limits.match_path_bytes, i + 1);
-            return SG_DECLINED;
-        }
-        if (rt->match_pattern || rt->match_ref != LUA_NOREF) {
-            match_job m = { ctx, rt, false };
-            if (run_protected(ctx->cfg, match_fn, &m, err) != SG_OK)
-                return SG_ERR;
-            if (!m.ok)
-                continue;
-        }
-        *route = rt;
-        *redirect_slash = NULL;
-        return SG_OK;
-    }
+    match_job m = { ctx, rt, false };
+    *ok = false;
+    if (run_protected(ctx->cfg, match_fn, &m, err) != SG_OK)
+        return SG_ERR;
+    *ok = m.ok;
     return SG_OK;
 }
 

@@ -50,14 +50,11 @@ void sg_hook_ctx_init(sg_hook_ctx *ctx, sg_config *cfg, const sg_request *req,
 void sg_hook_ctx_release(sg_hook_ctx *ctx);
 
 /**
- * Route selection: the first route whose path prefix and match both hold. Returns SG_OK
- * with *route set (NULL: none matched, *redirect_slash set when the path equals a route
- * prefix without its trailing slash), or SG_ERR with a hook error in `err` (logged by the
- * caller; the request gets a 500), or SG_DECLINED when a string-pattern route would
- * have to run on a path longer than limits.match_path_bytes (why in `err`; a 414).
+ * Runs the match of `rt` (its string pattern, or its function with the req table) under
+ * the hook budget; route selection itself is router.c's. Returns SG_OK with *ok, or SG_ERR
+ * with the Lua error in `err` (*ok false). Does not log.
  */
-int sg_lua_select_route(sg_hook_ctx *ctx, const sg_route **route,
-                        const sg_route **redirect_slash, sg_buf *err);
+int sg_lua_match(sg_hook_ctx *ctx, const sg_route *rt, bool *ok, sg_buf *err);
 
 /** Runs route.access. *status = 0 to go on; else the status and an optional body. */
 int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body,
