@@ -52,27 +52,6 @@ enum { CK_SIZE0, CK_SIZE, CK_EXT_PRE, CK_EXT_NAME, CK_EXT_POSTNAME, CK_EXT_PREVA
        CK_EXT_POSTVAL, CK_EXT_QUOTED, CK_EXT_QESC, CK_EXT_POSTVAL_Q, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF,
        CK_TRAILER0, CK_TRAILER_NAME, CK_TRAILER, CK_TRAILER_LF, CK_END_LF, CK_DONE };
 
-/* RFC 9110 §5.6.2 tchar: ALPHA / DIGIT / "!#$%&'*+-.^_`|~", as a table (every byte of
- * every header name passes here) */
-static bool tchar(unsigned char c)
-{
-    static const unsigned char t[256] = {
-        ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-        ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-        ['8'] = 1, ['9'] = 1,
-        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-        ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-        ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-        ['Y'] = 1, ['Z'] = 1,
-        ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-        ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-        ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-        ['y'] = 1, ['z'] = 1,
-    };
-    return t[c];
-}
-
 static sg_http *from_parser(http_parser *p)
 {
     return SG_CONTAINER_OF(p, sg_http, parser);
@@ -175,7 +154,7 @@ static bool token(const char *s, size_t len)
     if (len == 0)
         return false;
     for (size_t i = 0; i < len; i++)
-        if (!tchar((unsigned char)s[i]))
+        if (!sg_is_tchar((unsigned char)s[i]))
             return false;
     return true;
 }
@@ -775,14 +754,14 @@ static int chunk_framing(sg_http *h, const char *p, size_t n)
             break;
         /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) */
         case CK_EXT_PRE:
-            if (tchar(c))
+            if (sg_is_tchar(c))
                 h->ck_state = CK_EXT_NAME;
             else if (c != ' ' && c != '\t')
                 return SG_ERR;
             break;
         case CK_EXT_NAME:
         case CK_EXT_POSTNAME:
-            if (h->ck_state == CK_EXT_NAME && tchar(c))
+            if (h->ck_state == CK_EXT_NAME && sg_is_tchar(c))
                 break;
             if (c == ' ' || c == '\t')
                 h->ck_state = CK_EXT_POSTNAME;
@@ -798,7 +777,7 @@ static int chunk_framing(sg_http *h, const char *p, size_t n)
         case CK_EXT_PREVAL:
             if (c == '"')
                 h->ck_state = CK_EXT_QUOTED;
-            else if (tchar(c))
+            else if (sg_is_tchar(c))
                 h->ck_state = CK_EXT_VAL;
             else if (c != ' ' && c != '\t')
                 return SG_ERR;
@@ -806,7 +785,7 @@ static int chunk_framing(sg_http *h, const char *p, size_t n)
         case CK_EXT_VAL:
         case CK_EXT_POSTVAL:
         case CK_EXT_POSTVAL_Q:
-            if (h->ck_state == CK_EXT_VAL && tchar(c))
+            if (h->ck_state == CK_EXT_VAL && sg_is_tchar(c))
                 break;
             if (c == ' ' || c == '\t')
                 h->ck_state = CK_EXT_POSTVAL;
@@ -877,7 +856,7 @@ static int chunk_framing(sg_http *h, const char *p, size_t n)
                     return SG_ERR;
                 h->ck_name_len = 0;
                 h->ck_state = CK_TRAILER;
-            } else if (!tchar(c)) {
+            } else if (!sg_is_tchar(c)) {
                 return SG_ERR;
             } else if (h->ck_name_len < sizeof h->ck_name) {
                 h->ck_name[h->ck_name_len++] = (char)c;

@@ -262,27 +262,6 @@ long sg_cgi_head_end(const char *buf, size_t len, size_t *scan, size_t max)
     return len >= max ? SG_ERR : SG_AGAIN;
 }
 
-/* RFC 9110 §5.6.2 tchar: ALPHA / DIGIT / "!#$%&'*+-.^_`|~" */
-static const unsigned char tchars[256] = {
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
-    ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
-    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
-    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
-    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
-    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
-    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
-};
-
-static bool is_tchar(unsigned char c)
-{
-    return tchars[c];
-}
-
 /* What a response header name means to the parser; compared by length first, so a name
  * costs one or two comparisons instead of eleven. */
 enum { H_OTHER, H_STATUS, H_CONNECTION, H_HOP, H_CONTENT_LENGTH, H_LOCATION };
@@ -436,7 +415,7 @@ int sg_cgi_parse(const char *buf, size_t head_len, sg_cgi_head *h, const char **
         }
         size_t nlen = (size_t)(colon - p);
         for (size_t i = 0; i < nlen; i++)
-            if (!is_tchar((unsigned char)p[i])) {
+            if (!sg_is_tchar((unsigned char)p[i])) {
                 *err = "invalid header name";
                 return SG_ERR;
             }

@@ -38,6 +38,14 @@ size_t sg_fmt_u64(char *out, unsigned long long v, unsigned radix);
  */
 bool sg_list_next(const char **p, const char *end, const char **elem, size_t *len);
 
+/** RFC 9110 §5.6.2 tchar (ALPHA / DIGIT / "!#$%&'*+-.^_`|~") as a table: every byte of every
+ * request and response header name is checked against it. */
+extern const unsigned char sg_tchar_table[256];
+static inline bool sg_is_tchar(unsigned char c)
+{
+    return sg_tchar_table[c];
+}
+
 /** Case-insensitive comparison of `a` (length `alen`) with the NUL-terminated `b`. */
 int sg_strieq(const char *a, size_t alen, const char *b);
 
