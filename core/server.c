@@ -49,6 +49,7 @@ struct sg_server {
     sg_conn *dead;            /* closed, waiting for the sweep */
     size_t nconns;
     bool accept_paused, stopping;
+    unsigned stop_signals;    /* stop signals this process received (only a second one exits now) */
     int exit_status;
     unsigned generation;
     /* never stopped before sg_server_free: a stopped ev_signal restores the default action,
@@ -536,7 +537,11 @@ void sg_server_stop(sg_server *s, bool now, const char *why)
     maybe_finish_stop(s);
 }
 
-/* TERM, INT, QUIT: a graceful stop; another one during it: exit now */
+/*
+ * TERM, INT, QUIT: a graceful stop; a second stop SIGNAL during it: exit now. Counted per
+ * signal, not by `stopping`: in a worker the master's stop message and the copy of a Ctrl-C
+ * sent to the whole process group arrive in either order, and are one stop.
+ */
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     sg_server *s = w->data;
@@ -546,7 +551,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
                                                                                : "SIGQUIT";
     char why[64];
     snprintf(why, sizeof why, "second stop signal (%s)", name);
-    sg_server_stop(s, s->stopping, why);
+    sg_server_stop(s, s->stop_signals++ > 0, why);
 }
 
 sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir,

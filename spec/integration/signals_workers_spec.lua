@@ -216,6 +216,30 @@ describe("signals and workers #integration", function()
       exits_with(gw, 0)
       assert.is_nil(gw:log():find "second stop signal", "the group's SIGINT counted twice")
     end)
+
+    -- The other order of the race above, made deterministic: the master's stop message is
+    -- handled first, then the worker's own copy of the signal arrives. It is the worker's
+    -- first stop signal, so its request still finishes.
+    it("2 workers: a worker's first stop signal after the master's stop message is graceful", function()
+      local gw = start { workers = 2 }
+      finally(function() gw:stop() end)
+      local workers = assert(wait_children(gw.pid, 2, 5), "the two workers did not start")
+      local c = in_flight(gw, 1.5)
+      finally(function() c:close() end)
+      local mark = gw:log_mark()
+      assert(gw:signal "TERM")
+      assert.truthy(gw:wait_log(string.rep("stopping: no new connections.*", 2), 5, { from = mark }),
+                    "the workers did not get the master's stop message")
+      -- the idle worker may have finished its stop already; the busy one is still serving
+      local sent = 0
+      for _, pid in ipairs(workers) do if proc.kill(pid, "INT") then sent = sent + 1 end end
+      assert.is_true(sent >= 1, "no worker was left to signal")
+      local res = assert(c:read_response { timeout = 10 })
+      assert.equal(200, res.status)
+      assert.equal("A", res.body)
+      exits_with(gw, 0)
+      assert.is_nil(gw:log():find "second stop signal", "a worker's first SIGINT counted as its second")
+    end)
   end)
 
   it("a USR1 right after a listen-change reload kills no new worker (20 rounds)", function()
