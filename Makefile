@@ -19,8 +19,8 @@ BUILD    := build/$(VARIANT)
 # CFLAGS/LDFLAGS from the command line (luarocks passes some) add to ours, never replace them
 CFLAGS   ?= -O2 -g
 SG_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror $(LUAJIT_CFLAGS) \
-             -DSG_LUA_DIR='"$(LUADIR)"'
-SG_LDFLAGS := -Wl,-E
+             -DSG_LUA_DIR='"$(LUADIR)"' -pthread
+SG_LDFLAGS := -Wl,-E -pthread
 LDLIBS   += -lev -lhttp_parser $(LUAJIT_LIBS) -lm
 ifdef SANITIZE
 SG_CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -121,6 +121,7 @@ typedef struct sg_config {
     double hook_deadline; /* monotonic seconds; 0 when no budget applies */
     size_t hook_memory_kb;
     bool loading;         /* the config file itself is running (its own budget) */
+    const _Atomic int *cancel; /* borrowed, loading only: nonzero ends the load (loader.c) */
 } sg_config;
 
 #endif

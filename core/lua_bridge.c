@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/un.h>
 
 #include "log.h"
@@ -81,6 +82,10 @@ static void on_budget(lua_State *L, lua_Debug *ar)
     lua_pop(L, 1);
     if (!cfg || cfg->hook_deadline == 0)
         return;
+    if (cfg->loading && cfg->cancel && atomic_load(cfg->cancel)) {
+        budget_trip(L, cfg, false);
+        luaL_error(L, "the load was cancelled (stopping)");
+    }
     if (mono_now() > cfg->hook_deadline) {
         budget_trip(L, cfg, false);
         if (cfg->loading)
@@ -877,6 +882,33 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
                                  const char *lua_dir, unsigned generation, sg_lb_registry *reg,
                                  sg_buf *report)
 {
+    return sg_config_load_cancellable(file, src, len, lua_dir, generation, reg, NULL, report);
+}
+
+/* member state of `st`'s URL from `reg`, replacing the private one the loader made */
+static void rebind(sg_member_state **st, sg_lb_registry *reg)
+{
+    if (!*st)
+        return;
+    sg_member_state *shared = sg_lb_registry_get(reg, (*st)->url);
+    sg_member_state_unref(*st);
+    *st = shared;
+}
+
+void sg_config_bind_registry(sg_config *cfg, sg_lb_registry *reg)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        rebind(&cfg->routes[i].st, reg);
+    for (size_t i = 0; i < cfg->nbalancers; i++)
+        for (size_t j = 0; j < cfg->balancers[i].lb.nmembers; j++)
+            rebind(&cfg->balancers[i].lb.members[j].st, reg);
+}
+
+sg_config *sg_config_load_cancellable(const char *file, const char *src, size_t len,
+                                      const char *lua_dir, unsigned generation,
+                                      sg_lb_registry *reg, const _Atomic int *cancel,
+                                      sg_buf *report)
+{
     lua_State *L = luaL_newstate();
     if (!L) {
         sg_buf_appendf(report, "scgi-lua: cannot create a Lua state for %s\n", file);
@@ -910,6 +942,7 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
     lua_rawset(L, LUA_REGISTRYINDEX);
     budget_install(cfg);
     cfg->loading = true;
+    cfg->cancel = cancel;
     budget_arm(cfg, SG_LOAD_TIME, (size_t)SG_LOAD_MEMORY_MB * 1024 * 1024);
 
     sg_buf err;
@@ -958,6 +991,7 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
     lua_pop(L, 1); /* the nil error slot */
     budget_disarm(cfg);
     cfg->loading = false;
+    cfg->cancel = NULL;
     req_meta_init(cfg);
     cfg->refs = 1;
     cfg->generation = generation;

@@ -31,6 +31,22 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
 sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
                                  const char *lua_dir, unsigned generation, sg_lb_registry *reg,
                                  sg_buf *report);
+/**
+ * sg_config_load_source for a loader thread: `cancel` (may be NULL) is polled while the
+ * file runs, and nonzero ends the load as a failure. With `reg` NULL every member gets a
+ * private state; sg_config_bind_registry then swaps in the shared ones. Touches no
+ * process-global state (its Lua state, heap cap and budget are its own), so it may run on
+ * another thread than the loop, as long as `reg` is NULL or that thread's alone.
+ */
+sg_config *sg_config_load_cancellable(const char *file, const char *src, size_t len,
+                                      const char *lua_dir, unsigned generation,
+                                      sg_lb_registry *reg, const _Atomic int *cancel,
+                                      sg_buf *report);
+/**
+ * Replaces every member state of `cfg` (loaded with reg NULL) by the registry's state for
+ * the same URL, so counters and error state carry on across a reload. On the loop only.
+ */
+void sg_config_bind_registry(sg_config *cfg, sg_lb_registry *reg);
 sg_config *sg_config_ref(sg_config *cfg);
 void sg_config_unref(sg_config *cfg);
 /** Appends the `-t` summary (one line per route) to `out`. */

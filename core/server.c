@@ -26,6 +26,7 @@
 #include "conn.h"
 #include "health.h"
 #include "listen.h"
+#include "loader.h"
 #include "log.h"
 #include "lua_bridge.h"
 
@@ -61,6 +62,7 @@ struct sg_server {
     ev_timer housekeep;       /* idle trimming, once a second in every serving process */
     struct stat file_st;      /* what the file looked like at the last (attempted) load */
     sg_lb_registry registry;  /* member state by URL, shared by config generations */
+    sg_loader *loader;        /* reloads run on its threads; only the swap is on the loop */
     sg_health *health;        /* probes of the current generation, or NULL */
     sg_stats stats;
     uint64_t requests_last_tick, trimmed_at; /* idle heap trim (on_housekeep) */
@@ -333,35 +335,40 @@ static void apply_logging(sg_config *cfg)
         sg_log_error(errno, "cannot open the access log %s", cfg->access_log);
 }
 
-/* `src`: the file's bytes as a master validated them (NULL: read the file now) */
-static void reload(sg_server *s, const char *why, const char *src, size_t src_len,
-                   unsigned generation)
+/* A load finished on the loader's thread: swap it in, or keep the generation in use. */
+static void on_loaded(void *data, const sg_load_result *res)
 {
-    sg_buf report;
-    sg_buf_init(&report);
+    sg_server *s = data;
+    sg_config *cfg = res->cfg;
+    const char *why = res->why;
     ev_tstamp t0 = ev_time();
-    sg_config *cfg = sg_config_load_source(s->cfg->file, src, src_len, s->lua_dir, generation,
-                                           &s->registry, &report);
+    if (s->stopping) {
+        sg_log_info(0, "reload (%s) ignored: stopping", why);
+        sg_config_unref(cfg);
+        return;
+    }
     if (!cfg) {
         /* the old generation keeps serving; print every problem, one log line each */
-        char *p = sg_buf_head(&report), *end = p + report.len;
+        const char *p = sg_buf_head((sg_buf *)res->report), *end = p + res->report->len;
         while (p < end) {
-            char *nl = memchr(p, '\n', (size_t)(end - p));
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
             size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
             sg_log_error(0, "reload (%s) failed, keeping generation %u: %.*s", why,
                          s->cfg->generation, (int)len, p);
             p += len + 1;
         }
-        sg_buf_free(&report);
         s->stats.reloads_failed++;
         return;
     }
-    sg_buf_free(&report);
+    unsigned generation = res->generation ? res->generation : s->generation + 1;
+    cfg->generation = generation;
+    sg_config_bind_registry(cfg, &s->registry); /* counters carry on across the reload */
     char err[SG_ERR_LEN];
     if (!s->worker && sync_listeners(s, cfg, err) != SG_OK) {
         sg_log_error(0, "reload (%s) failed, keeping generation %u: %s", why, s->cfg->generation,
                      err);
         sg_config_unref(cfg);
+        sg_lb_registry_prune(&s->registry);
         s->stats.reloads_failed++;
         return;
     }
@@ -369,13 +376,28 @@ static void reload(sg_server *s, const char *why, const char *src, size_t src_le
     s->stats.reloads_ok++;
     sg_log_info(0, "reloaded %s (%s): generation %u -> %u, %zu routes, %zu balancers, %.1f ms",
                 cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes,
-                cfg->nbalancers, (ev_time() - t0) * 1000);
+                cfg->nbalancers, (res->seconds + (ev_time() - t0)) * 1000);
     sg_health_free(s->health);
     sg_config_unref(s->cfg);
     s->cfg = cfg;
     s->health = sg_health_new(s->loop, cfg);
     sg_lb_registry_prune(&s->registry); /* removed members, once no generation uses them */
     apply_logging(cfg);
+}
+
+/*
+ * `src`: the file's bytes as a master validated them (NULL: the thread reads the file);
+ * `generation` 0: the next one, numbered when it is swapped in. The load runs off the
+ * loop (loader.c), so a slow or runaway config costs no request any latency.
+ */
+static void reload(sg_server *s, const char *why, const char *src, size_t src_len,
+                   unsigned generation)
+{
+    if (sg_loader_request(s->loader, src, src_len, generation, why) != SG_OK) {
+        sg_log_error(errno, "reload (%s) failed, keeping generation %u: cannot start the loader",
+                     why, s->cfg->generation);
+        s->stats.reloads_failed++;
+    }
 }
 
 static bool file_changed(sg_server *s);
@@ -407,7 +429,7 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     file_changed(s);
-    reload(s, "SIGHUP", NULL, 0, s->generation + 1);
+    reload(s, "SIGHUP", NULL, 0, 0);
 }
 
 void sg_server_reopen_log(sg_server *s, const char *why)
@@ -476,7 +498,7 @@ static void on_file_change(struct ev_loop *loop, ev_timer *w, int revents)
     SG_UNUSED(loop);
     SG_UNUSED(revents);
     if (file_changed(s))
-        reload(s, "file changed", NULL, 0, s->generation + 1);
+        reload(s, "file changed", NULL, 0, 0);
 }
 
 /* A quiet second after traffic: close the pooled splice pipes and give the heap kept for
@@ -588,6 +610,7 @@ sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_d
     ev_timer_init(&s->housekeep, on_housekeep, 1.0, 1.0);
     ev_timer_start(loop, &s->housekeep);
     s->health = sg_health_new(loop, cfg);
+    s->loader = sg_loader_new(loop, cfg->file, lua_dir, on_loaded, s);
     return s;
 }
 
@@ -602,6 +625,8 @@ void sg_server_free(sg_server *s)
     if (!s)
         return;
     s->stopping = true;
+    sg_loader_free(s->loader); /* cancels a load still running, joins its thread */
+    s->loader = NULL;
     while (s->conns)
         sg_conn_close(s->conns); /* moves it to the dead list */
     while (s->dead) {
