@@ -690,7 +690,8 @@ ev_tstamp sg_upstream_watch(sg_conn *c)
 static void head_timeout(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    bool blamed = u->b.phase == SG_UP_HEAD || (u->b.phase == SG_UP_SENDING && sg_backend_unsent(&u->b));
+    bool blamed = u->b.phase == SG_UP_HEAD ||
+                  (u->b.phase == SG_UP_SENDING && sg_backend_unsent(&u->b));
     bool replay = blamed && !u->b.got_bytes && u->b.body_sent == 0 && !u->b.write_closed &&
                   !c->rb.discard;
     bool next = replay && cur_member(c) && u->attempts <= u->bal->maxattempts;
