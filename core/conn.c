@@ -122,7 +122,7 @@ void sg_conn_end_head(sg_conn *c, int64_t content_length)
 {
     if (!c->req.has_body || c->rb.complete) {
         /* nothing left to read */
-    } else if (c->state != SG_CONN_PROXY || c->up.write_closed) {
+    } else if (c->state != SG_CONN_PROXY || c->up.b.write_closed) {
         c->close_after = true; /* unread body: cannot find the next request reliably */
     }
     if (!sg_response_end_head(&c->resp, content_length, sg_buf_head(&c->redirect_cookies),
@@ -230,7 +230,7 @@ static void request_reset(sg_conn *c)
     sg_hook_ctx_init(&c->hook, NULL, NULL, NULL, 0);
     c->close_after = c->sent_continue = false;
     sg_response_reset(&c->resp); /* closes a file body left by a cut response */
-    c->t_start = c->t_up = 0;
+    c->t_start = 0;
     c->redirects = 0;
     c->redirect_pending = false;
     c->orig_method = NULL;
@@ -265,8 +265,8 @@ static void shrink(sg_conn *c)
     if (c->resp.out.len == 0)
         sg_buf_free(&c->resp.out);
     sg_buf_free(&c->rb.buf);
-    sg_buf_free(&c->up.head);
-    sg_buf_free(&c->up.req);
+    sg_buf_free(&c->up.b.head);
+    sg_buf_free(&c->up.b.req);
     sg_scgi_vars_free(&c->vars);
     sg_request_free(&c->req);
     sg_request_init(&c->req);
@@ -986,8 +986,7 @@ void sg_conn_free(sg_conn *c)
     sg_reqbody_free(&c->rb);
     sg_buf_free(&c->redirect_cookies);
     sg_buf_free(&c->orig_uri);
-    sg_buf_free(&c->up.req);
-    sg_buf_free(&c->up.head);
+    sg_backend_free(&c->up.b);
     sg_request_free(&c->req);
     sg_scgi_vars_free(&c->vars);
     free(c);

@@ -1,6 +1,7 @@
 /*
  * conn_impl.h: the sg_conn structure, shared by conn.c (client side) and upstream.c
- * (backend side) only. Everything else sees sg_conn as opaque.
+ * (what the backend exchange means; the socket work is backend.c's) only. Everything else
+ * sees sg_conn as opaque.
  */
 #ifndef SG_CONN_IMPL_H
 #define SG_CONN_IMPL_H
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "buf.h"
 #include "conn.h"
 #include "http.h"
@@ -18,12 +20,7 @@
 #include "response.h"
 #include "scgi.h"
 
-#define SG_OUT_MAX (128 * 1024)  /* bytes queued for the client before backpressure: a 64 KiB
-                                    body and its head fit in one read and one write */
 #define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
-/* backend response head limit (README "What the client receives") */
-#define SG_UP_HEAD_MAX (16 * 1024)
-#define SG_SPLICE_MIN (32 * 1024)  /* sized bodies from this length go through a pipe */
 #define SG_LINGER_TIME 5.0       /* seconds to drain a client's unread body before closing */
 
 enum sg_conn_state {
@@ -35,28 +32,11 @@ enum sg_conn_state {
     SG_CONN_CLOSING     /* unlinked; freed by the server's deferred sweep */
 };
 
-enum sg_up_phase {
-    SG_UP_IDLE,
-    SG_UP_CONNECTING, /* non-blocking connect in progress */
-    SG_UP_SENDING,    /* netstring and body going out; response may already arrive */
-    SG_UP_HEAD,       /* request sent, waiting for the complete response head */
-    SG_UP_RELAY,      /* body bytes flowing to the client */
-    SG_UP_DONE
-};
-
+/* The backend side of one request: the exchange (backend.c) and the attempts behind it. */
 typedef struct sg_upstream {
-    ev_io rio, wio;
-    int fd;
-    enum sg_up_phase phase;
+    sg_backend_conn b;        /* the current attempt's socket, request and response head */
+    /* from here on, cleared in one memset by sg_upstream_reset */
     const sg_backend *be;     /* borrowed from the request's config */
-    sg_buf req;               /* owned: netstring not yet sent */
-    sg_buf head;              /* owned: response head bytes */
-    size_t head_scan;
-    uint64_t body_len;        /* CONTENT_LENGTH announced */
-    uint64_t body_sent;
-    bool write_closed;        /* backend stopped reading the request */
-    bool got_bytes;           /* any response byte arrived */
-    unsigned interim;         /* 1xx heads the backend sent before its final one */
     /* balancer://: the member serving this attempt, and the ones already tried */
     const sg_balancer *bal;   /* borrowed from the request's config, or NULL */
     int member;               /* index into bal->lb.members, -1 if none */
@@ -102,7 +82,6 @@ struct sg_conn {
     ev_tstamp t_idle;         /* keep-alive origin: the end of the previous request */
     ev_tstamp t_read;         /* last client read progress */
     ev_tstamp t_write;        /* last client write progress */
-    ev_tstamp t_up;           /* last backend progress */
     sg_upstream up;
     sg_scgi_vars vars;        /* owned; reused per request */
 

@@ -1,43 +1,35 @@
 /*
- * health.c: the probes. Each is a tiny non-blocking SCGI client driven by one io watcher and
- * one timer (the interval while idle, check.timeout while a check runs). Results go to the
- * member's shared state, so they survive a reload of an unchanged member. State changes are
- * logged once, not every interval.
+ * health.c: the probes. Each is one SCGI exchange of backend.c (its socket work: connect,
+ * send, read the head) plus one timer (the interval while idle, check.timeout while a check
+ * runs); the response body is never read. Results go to the member's shared state, so they
+ * survive a reload of an unchanged member. State changes are logged once, not every interval.
  */
 #include "health.h"
 
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
+#include "backend.h"
 #include "buf.h"
 #include "log.h"
 #include "lua_bridge.h"
 #include "scgi.h"
 #include "util.h"
 
-enum probe_phase { PROBE_IDLE, PROBE_CONNECTING, PROBE_SENDING, PROBE_READING };
-
 typedef struct probe {
     ev_timer timer;
-    ev_io io;
-    int fd;
-    enum probe_phase phase;
-    sg_buf buf;               /* owned: request, then response head */
-    size_t scan;
-    sg_balancer *bal;         /* borrowed from the config the set holds */
+    sg_backend_conn b; /* the check in flight */
+    bool running;      /* a check is in flight (else the timer waits for the next) */
+    sg_balancer *bal;  /* borrowed from the config the set holds */
     size_t idx;
     struct ev_loop *loop;
 } probe;
 
 struct sg_health {
     struct ev_loop *loop;
-    sg_config *cfg;           /* one reference */
-    probe *probes;            /* owned */
+    sg_config *cfg; /* one reference */
+    probe *probes;  /* owned */
     size_t n;
 };
 
@@ -48,14 +40,8 @@ static const sg_member_check *check_of(const probe *p)
 
 static void probe_close(probe *p)
 {
-    if (p->fd >= 0) {
-        ev_io_stop(p->loop, &p->io);
-        close(p->fd);
-        p->fd = -1;
-    }
-    sg_buf_reset(&p->buf);
-    p->scan = 0;
-    p->phase = PROBE_IDLE;
+    sg_backend_reset(&p->b);
+    p->running = false;
 }
 
 static void schedule(probe *p, double after)
@@ -74,8 +60,9 @@ static void finish(probe *p, bool ok, const char *why)
         sg_log_info(0, "health check of %s (balancer %s) passes again, back in service", m->url,
                     p->bal->name);
     else if (!ok && !st->check_failed)
-        sg_log_warn(0, "health check of %s (balancer %s) failed: %s; out of service until a check passes",
-                    m->url, p->bal->name, why);
+        sg_log_warn(
+            0, "health check of %s (balancer %s) failed: %s; out of service until a check passes",
+            m->url, p->bal->name, why);
     if (!ok)
         snprintf(st->last_error, sizeof st->last_error, "health check: %s", why);
     st->check_failed = !ok;
@@ -104,82 +91,74 @@ static void build_request(probe *p)
     sg_scgi_set_str(&v, "REQUEST_SCHEME", "http");
     sg_scgi_set_str(&v, "GATEWAY_INTERFACE", "CGI/1.1");
     sg_scgi_set_str(&v, "HTTP_USER_AGENT", "scgi-lua health check");
-    sg_scgi_encode(&v, 0, &p->buf);
+    sg_scgi_encode(&v, 0, &p->b.req);
     sg_scgi_vars_free(&v);
 }
 
-static void on_probe_io(struct ev_loop *loop, ev_io *w, int revents);
+/* ---- what the exchange reports ---- */
+
+static probe *probe_of(sg_backend_conn *b)
+{
+    return SG_CONTAINER_OF(b, probe, b);
+}
+
+/* The final head decides; the body is not wanted (the exchange is closed, not relayed). */
+static int on_head(sg_backend_conn *b, const sg_cgi_head *h)
+{
+    char why[32];
+    snprintf(why, sizeof why, "status %d", h->status);
+    finish(probe_of(b), h->status >= 200 && h->status < 400, why);
+    return SG_DECLINED;
+}
+
+static void on_error(sg_backend_conn *b, enum sg_backend_err kind, bool replay, const char *why,
+                     int err)
+{
+    SG_UNUSED(replay);
+    if (kind == SG_BACKEND_ECLOSED)
+        why = err ? strerror(err) : "closed without a response head";
+    else if (kind == SG_BACKEND_ETOOLARGE)
+        why = "response head too large";
+    finish(probe_of(b), false, why);
+}
+
+static void on_write_closed(sg_backend_conn *b, int err)
+{
+    finish(probe_of(b), false, strerror(err));
+}
+
+static void on_end(sg_backend_conn *b, bool whole, bool fin, int err)
+{
+    /* never called: on_head never lets a body relay start */
+    SG_UNUSED(b);
+    SG_UNUSED(whole);
+    SG_UNUSED(fin);
+    SG_UNUSED(err);
+}
+
+static void on_io_done(sg_backend_conn *b)
+{
+    sg_backend_watch(b); /* the probe's own timer bounds the check */
+}
+
+static const sg_backend_cbs probe_cbs = {
+    .on_head = on_head,
+    .on_end = on_end,
+    .on_error = on_error,
+    .on_write_closed = on_write_closed,
+    .on_io_done = on_io_done,
+};
 
 static void start(probe *p)
 {
     const sg_backend *be = &p->bal->backends[p->idx];
-    p->fd = socket(be->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (p->fd < 0) {
-        finish(p, false, strerror(errno));
-        return;
-    }
+    p->running = true;
+    sg_backend_prepare(&p->b, NULL, NULL, 0);
     build_request(p);
     schedule(p, check_of(p)->timeout);
-    if (connect(p->fd, (const struct sockaddr *)&be->addr, be->addrlen) != 0 &&
-        errno != EINPROGRESS) {
-        finish(p, false, strerror(errno));
-        return;
-    }
-    p->phase = PROBE_CONNECTING;
-    ev_io_init(&p->io, on_probe_io, p->fd, EV_WRITE);
-    ev_io_start(p->loop, &p->io);
-}
-
-static void on_probe_io(struct ev_loop *loop, ev_io *w, int revents)
-{
-    probe *p = SG_CONTAINER_OF(w, probe, io);
-    SG_UNUSED(revents);
-    if (p->phase == PROBE_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) {
-            finish(p, false, strerror(err));
-            return;
-        }
-        p->phase = PROBE_SENDING;
-    }
-    if (p->phase == PROBE_SENDING) {
-        ssize_t n = sg_buf_write(&p->buf, p->fd);
-        if (n == SG_ERR) {
-            finish(p, false, strerror(errno));
-            return;
-        }
-        if (p->buf.len)
-            return;
-        sg_buf_reset(&p->buf);
-        p->phase = PROBE_READING;
-        ev_io_stop(loop, &p->io);
-        ev_io_set(&p->io, p->fd, EV_READ);
-        ev_io_start(loop, &p->io);
-        return;
-    }
-    ssize_t n = sg_buf_read(&p->buf, p->fd, 4096);
-    if (n == SG_AGAIN)
-        return;
-    long end = n > 0 ? sg_cgi_head_end(sg_buf_head(&p->buf), p->buf.len, &p->scan, 16384)
-                     : SG_ERR;
-    if (end == SG_AGAIN)
-        return;
-    if (end < 0) {
-        finish(p, false, n == 0 ? "closed without a response head"
-                      : n < 0 ? strerror(errno) : "response head too large");
-        return;
-    }
-    sg_cgi_head h;
-    const char *err = NULL;
-    if (sg_cgi_parse(sg_buf_head(&p->buf), (size_t)end, &h, &err) != SG_OK) {
-        finish(p, false, err);
-        return;
-    }
-    char why[32];
-    snprintf(why, sizeof why, "status %d", h.status);
-    finish(p, h.status >= 200 && h.status < 400, why);
+    sg_backend_connect(&p->b, (const struct sockaddr *)&be->addr, be->addrlen, false);
+    if (p->running)
+        sg_backend_watch(&p->b);
 }
 
 static void on_probe_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -187,7 +166,7 @@ static void on_probe_timer(struct ev_loop *loop, ev_timer *w, int revents)
     probe *p = SG_CONTAINER_OF(w, probe, timer);
     SG_UNUSED(loop);
     SG_UNUSED(revents);
-    if (p->phase == PROBE_IDLE)
+    if (!p->running)
         start(p);
     else
         finish(p, false, "timed out");
@@ -211,11 +190,10 @@ sg_health *sg_health_new(struct ev_loop *loop, sg_config *cfg)
             if (b->checks[j].interval <= 0)
                 continue;
             probe *p = &h->probes[h->n++];
-            p->fd = -1;
             p->bal = b;
             p->idx = j;
             p->loop = loop;
-            sg_buf_init(&p->buf);
+            sg_backend_init(&p->b, loop, &probe_cbs);
             ev_init(&p->timer, on_probe_timer);
             /* first check soon, spread a little so many members do not probe in lockstep */
             schedule(p, 0.05 + 0.01 * (double)(h->n % 50));
@@ -231,7 +209,7 @@ void sg_health_free(sg_health *h)
     for (size_t i = 0; i < h->n; i++) {
         probe_close(&h->probes[i]);
         ev_timer_stop(h->loop, &h->probes[i].timer);
-        sg_buf_free(&h->probes[i].buf);
+        sg_backend_free(&h->probes[i].b);
     }
     free(h->probes);
     sg_config_unref(h->cfg);

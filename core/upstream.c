@@ -1,32 +1,23 @@
 /*
- * upstream.c: the backend side of a request. One new connection per request (SCGI closes
- * after each response): build the variables, connect without blocking, send the netstring
- * and the body as the client supplies it, and read the response at the same time, so a
- * backend that answers early (and stops reading) still has its answer relayed. The read
- * side parses the CGI head, then moves body bytes into the client's output buffer, framing
- * them (length, chunked, or until close); a full output buffer pauses backend reads.
+ * upstream.c: the backend side of a request, above the socket work of backend.c. One new
+ * connection per request (SCGI closes after each response): build the variables, choose the
+ * balancer member, start the exchange (backend.c connects, sends and relays), and decide what
+ * its outcomes mean: failover and the head_timeout replay rules, what a head becomes for the
+ * client (headers, X-Sendfile, an internal redirect), and the one log line of each failure.
  */
 #include "conn_impl.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "sendfile.h"
 #include "util.h"
 
-/* 1xx heads a backend may send before its final head: a 100 and a few 103s is plenty */
-#define SG_UP_MAX_INTERIM 8
-#define SG_XSTR(x) #x
-#define SG_STR(x) SG_XSTR(x)
 
 static struct ev_loop *loop_of(sg_conn *c)
 {
@@ -176,6 +167,7 @@ static void release_member(sg_conn *c)
         st->busy--;
     c->up.member = -1;
     c->up.st = NULL;
+    c->up.b.bytes_to = c->up.b.bytes_from = NULL;
 }
 
 /* Chooses the member for the next attempt; -1 when none is left (or a Lua error, logged). */
@@ -228,56 +220,45 @@ static int choose_member(sg_conn *c, const sg_balancer *b)
     return idx;
 }
 
-/* ---- connection ---- */
 
-static void on_up_read(struct ev_loop *loop, ev_io *w, int revents);
-static void on_up_write(struct ev_loop *loop, ev_io *w, int revents);
+/* ---- the exchange ---- */
+
+static const sg_backend_cbs backend_cbs;
 
 void sg_upstream_init(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    *u = (sg_upstream){ .fd = -1, .phase = SG_UP_IDLE, .member = -1 };
-    sg_buf_init(&u->req);
-    sg_buf_init(&u->head);
-    ev_init(&u->rio, on_up_read);
-    ev_init(&u->wio, on_up_write);
+    *u = (sg_upstream){ .member = -1 };
+    sg_backend_init(&u->b, loop_of(c), &backend_cbs);
 }
 
 void sg_upstream_close(sg_conn *c)
 {
     sg_upstream *u = &c->up;
     release_member(c);
-    if (u->fd >= 0) {
-        ev_io_stop(loop_of(c), &u->rio);
-        ev_io_stop(loop_of(c), &u->wio);
-        close(u->fd);
-        u->fd = -1;
-    }
-    if (u->phase != SG_UP_IDLE && u->phase != SG_UP_DONE && c->req.has_body && !c->rb.complete) {
+    if (u->b.phase != SG_UP_IDLE && u->b.phase != SG_UP_DONE && c->req.has_body &&
+        !c->rb.complete) {
         /* the rest of the client's body has nowhere to go */
         c->rb.discard = true;
         c->close_after = true;
     }
-    if (u->phase != SG_UP_IDLE)
-        u->phase = SG_UP_DONE;
-    sg_buf_reset(&u->req);
-    sg_buf_reset(&u->head);
+    sg_backend_close(&u->b);
 }
 
 /*
- * The whole struct, not field by field: the backend, balancer and member state it borrowed
- * from the request's configuration must not reach the next request on this connection (a
- * reload may have freed them by then), nor must any field added later. Only the buffers'
- * memory is kept (shrink() gives it back between requests).
+ * Everything after the exchange in one memset, not field by field: the backend, balancer and
+ * member state it borrowed from the request's configuration must not reach the next request
+ * on this connection (a reload may have freed them by then), nor must any field added later.
+ * The exchange forgets its own borrowed pointers (sg_backend_reset) and keeps only its
+ * buffers' memory (shrink() gives it back between requests).
  */
 void sg_upstream_reset(sg_conn *c)
 {
     sg_upstream *u = &c->up;
     sg_upstream_close(c);
-    sg_buf req = u->req, head = u->head; /* emptied by sg_upstream_close */
-    sg_upstream_init(c);
-    u->req = req;
-    u->head = head;
+    sg_backend_reset(&u->b);
+    memset(&u->be, 0, sizeof *u - offsetof(sg_upstream, be));
+    u->member = -1;
 }
 
 static uint64_t body_length(const sg_conn *c)
@@ -290,7 +271,6 @@ static uint64_t body_length(const sg_conn *c)
 }
 
 static void connect_attempt(sg_conn *c);
-static void connect_failed(sg_conn *c, const char *why);
 
 void sg_upstream_start(sg_conn *c)
 {
@@ -301,11 +281,6 @@ void sg_upstream_start(sg_conn *c)
     u->attempts = 0;
     u->be = NULL;
     memset(u->tried, 0, sizeof u->tried);
-    u->head_scan = 0;
-    u->interim = 0;
-    u->body_sent = 0;
-    u->write_closed = u->got_bytes = false;
-    u->body_len = body_length(c);
     connect_attempt(c);
 }
 
@@ -337,53 +312,23 @@ static void connect_attempt(sg_conn *c)
     } else {
         u->st = c->route->st;
     }
-    if (u->st) {
-        u->st->busy++;
-        u->st->requests++;
-    }
     u->attempts++;
     u->be = be;
     /* a new exchange: nothing of a failed attempt (which sent no body byte) carries over */
-    u->head_scan = 0;
-    u->body_sent = 0;
-    u->write_closed = u->got_bytes = false;
-    sg_buf_reset(&u->req);
-    sg_buf_reset(&u->head);
+    sg_backend_prepare(&u->b, &c->rb, &c->resp, body_length(c));
+    if (u->st) {
+        u->st->busy++;
+        u->st->requests++;
+        u->b.bytes_to = &u->st->bytes_to;
+        u->b.bytes_from = &u->st->bytes_from;
+    }
     if (build_vars(c, be) != SG_OK) {
         sg_conn_error(c, 500, "hook error");
         return;
     }
-    sg_scgi_encode(&c->vars, u->body_len, &u->req);
-
-    int fd = socket(be->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "cannot create a socket: %s, 503", strerror(errno));
-        sg_conn_error(c, 503, "socket");
-        return;
-    }
-    if (be->addr.ss_family != AF_UNIX && u->body_len > 0) {
-        /* the netstring alone goes out in one write; a streamed body may end in a small
-         * segment that Nagle would hold back */
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    u->fd = fd;
-    u->phase = SG_UP_CONNECTING;
-    c->t_up = ev_now(loop_of(c));
-    ev_io_set(&u->rio, fd, EV_READ);
-    ev_io_set(&u->wio, fd, EV_WRITE);
-    if (connect(fd, (const struct sockaddr *)&be->addr, be->addrlen) != 0) {
-        if (errno != EINPROGRESS) {
-            connect_failed(c, errno == EAGAIN ? "the backend's listen queue is full"
-                                              : strerror(errno));
-            return;
-        }
-        /* on loopback the handshake is usually done already: try to send right away and
-         * only wait for writability if the kernel says so (saves a loop turn) */
-    } else {
-        u->phase = SG_UP_SENDING;
-    }
-    sg_upstream_pump(c);
+    sg_scgi_encode(&c->vars, u->b.body_len, &u->b.req);
+    sg_backend_connect(&u->b, (const struct sockaddr *)&be->addr, be->addrlen,
+                       be->addr.ss_family != AF_UNIX && u->b.body_len > 0);
 }
 
 /*
@@ -398,12 +343,7 @@ static void attempt_failed(sg_conn *c, const char *why, bool replay, int status,
 {
     sg_upstream *u = &c->up;
     sg_lb_member *m = cur_member(c);
-    if (u->fd >= 0) {
-        ev_io_stop(loop_of(c), &u->rio);
-        ev_io_stop(loop_of(c), &u->wio);
-        close(u->fd);
-        u->fd = -1;
-    }
+    sg_backend_close_fd(&u->b);
     if (m) {
         sg_lb_fail(m, wall_now(c), why);
     } else if (cur_state(c)) {
@@ -433,94 +373,6 @@ static void connect_failed(sg_conn *c, const char *why)
     sg_conn_log_route(c, SG_LOG_ERROR, "connect to %s failed: %s%s", c->up.be->text, why,
                       cur_member(c) ? "" : ", 503");
     attempt_failed(c, why, true, 503, "connect failed");
-}
-
-static void backend_stopped_reading(sg_conn *c, int err)
-{
-    sg_upstream *u = &c->up;
-    u->write_closed = true;
-    if (c->req.has_body && !c->rb.complete) {
-        c->rb.discard = true;
-        c->close_after = true;
-    }
-    sg_buf_reset(&c->rb.buf);
-    sg_log_debug(err, "backend %s stopped reading the request after %llu body bytes",
-                 u->be->text, (unsigned long long)u->body_sent);
-}
-
-/* Sends netstring and body bytes while the socket takes them. */
-void sg_upstream_pump(sg_conn *c)
-{
-    sg_upstream *u = &c->up;
-    if ((u->phase != SG_UP_SENDING && u->phase != SG_UP_CONNECTING) || u->write_closed)
-        return;
-    for (;;) {
-        ssize_t n;
-        size_t pending = sg_reqbody_pending(&c->rb);
-        if (u->req.len || pending) {
-            struct iovec iov[2];
-            int cnt = 0;
-            if (u->req.len)
-                iov[cnt++] = (struct iovec){ sg_buf_head(&u->req), u->req.len };
-            if (pending)
-                iov[cnt++] = (struct iovec){ (void *)sg_reqbody_data(&c->rb), pending };
-            struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
-            n = sendmsg(u->fd, &mh, MSG_NOSIGNAL);
-            if (n > 0 && cur_state(c))
-                cur_state(c)->bytes_to += (uint64_t)n;
-            if (n > 0) {
-                size_t k = (size_t)n, from_req = k < u->req.len ? k : u->req.len;
-                sg_buf_consume(&u->req, from_req);
-                k -= from_req;
-                sg_reqbody_sent(&c->rb, k);
-                u->body_sent += k;
-            }
-        } else if (sg_reqbody_file(&c->rb) >= 0 && u->body_sent < u->body_len) {
-            off_t off = (off_t)u->body_sent;
-            n = sendfile(u->fd, sg_reqbody_file(&c->rb), &off, (size_t)(u->body_len - u->body_sent));
-            if (n > 0) {
-                u->body_sent += (uint64_t)n;
-                if (cur_state(c))
-                    cur_state(c)->bytes_to += (uint64_t)n;
-            }
-        } else {
-            break;
-        }
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return; /* still connecting, or the socket buffer is full */
-            if (u->phase == SG_UP_CONNECTING) {
-                /* the connect itself failed: nothing was sent, another member may serve */
-                connect_failed(c, strerror(errno));
-                return;
-            }
-            backend_stopped_reading(c, errno);
-            return;
-        }
-        if (u->phase == SG_UP_CONNECTING)
-            u->phase = SG_UP_SENDING;
-        c->t_up = ev_now(loop_of(c));
-    }
-    if (u->phase == SG_UP_CONNECTING)
-        return; /* nothing to send cannot happen: the netstring is always there */
-    if (u->req.len == 0 && u->body_sent >= u->body_len) {
-        /* everything sent: half-close is not used, some SCGI servers treat it as abort */
-        if (u->phase == SG_UP_SENDING)
-            u->phase = SG_UP_HEAD;
-    }
-    /* the body buffer drained: the client may send more */
-}
-
-static void on_up_write(struct ev_loop *loop, ev_io *w, int revents)
-{
-    sg_conn *c = SG_CONTAINER_OF(w, sg_conn, up.wio);
-    SG_UNUSED(loop);
-    SG_UNUSED(revents);
-    /* a finished connect shows up as writability; pump sends, or reports why it failed */
-    sg_upstream_pump(c);
-    sg_conn_kick(c);
 }
 
 /* ---- response ---- */
@@ -636,7 +488,7 @@ static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_head
         c->close_after = true;
     }
     sg_reqbody_drop(&c->rb);
-    c->up.phase = SG_UP_IDLE;
+    c->up.b.phase = SG_UP_IDLE;
     /* routed again by the connection once this backend callback has returned (sg_conn_kick),
      * not from inside it: the retargeted request is a new step, not a nested one */
     c->redirect_pending = true;
@@ -655,20 +507,23 @@ static void bad_head(sg_conn *c, const char *why)
     sg_conn_error(c, 502, "bad response");
 }
 
+
+/* ---- what the exchange reports (backend.c callbacks) ---- */
+
+static sg_conn *conn_of(sg_backend_conn *b)
+{
+    return SG_CONTAINER_OF(b, sg_conn, up.b);
+}
+
 /*
  * A 1xx head (RFC 9110 §15.2) is interim: the final head follows. 103 Early Hints goes on
  * to HTTP/1.1 clients (HTTP/1.0 has no 1xx); 100 is dropped, as Expect is answered here and
  * never reaches the backend; other 1xx codes mean nothing to a client of an SCGI gateway
- * and are dropped too (nginx drops them all). The count is capped so that a backend cannot
- * keep a request, and our output buffer, growing with them.
+ * and are dropped too (nginx drops them all). backend.c caps their number.
  */
-static int interim_head(sg_conn *c, const sg_cgi_head *h)
+static void on_interim(sg_backend_conn *b, const sg_cgi_head *h)
 {
-    sg_upstream *u = &c->up;
-    if (++u->interim > SG_UP_MAX_INTERIM) {
-        bad_head(c, "more than " SG_STR(SG_UP_MAX_INTERIM) " interim (1xx) heads");
-        return SG_ERR;
-    }
+    sg_conn *c = conn_of(b);
     if (h->status == 103 && c->req.http_minor >= 1) {
         const char *sf = c->route->sendfile; /* a path on our disk: not for the client */
         sg_response_begin(&c->resp, h->status, h->reason, h->reason_len);
@@ -681,78 +536,64 @@ static int interim_head(sg_conn *c, const sg_cgi_head *h)
         }
         sg_response_end_interim(&c->resp);
     }
-    sg_buf_consume(&u->head, h->head_len);
-    u->head_scan = 0;
-    return SG_AGAIN;
 }
 
 /*
- * Acts on the complete head in u->head[0, head_scan). Returns SG_OK when the body relay
- * starts, SG_AGAIN after an interim head (the next head follows in u->head), or SG_ERR when
- * the exchange was answered otherwise (error, X-Sendfile, internal redirect).
+ * The final head. Returns SG_OK when the body relay starts, or SG_ERR when the exchange was
+ * answered otherwise (X-Sendfile, internal redirect, an error).
  */
-static int emit_head(sg_conn *c)
+static int on_head(sg_backend_conn *b, const sg_cgi_head *h)
 {
-    sg_upstream *u = &c->up;
-    sg_cgi_head h;
-    const char *err = NULL;
-    const char *buf = sg_buf_head(&u->head);
-    if (sg_cgi_parse(buf, u->head_scan, &h, &err) != SG_OK) {
-        bad_head(c, err);
-        return SG_ERR;
-    }
-    if (h.status == 101) {
-        /* SCGI has no way to hand the connection over: an Upgrade cannot be relayed */
-        bad_head(c, "101 Switching Protocols over SCGI");
-        return SG_ERR;
-    }
-    if (h.status < 200)
-        return interim_head(c, &h);
+    sg_conn *c = conn_of(b);
     const sg_route *rt = c->route;
     if (rt->sendfile) {
-        const sg_cgi_header *sf = find_header(&h, rt->sendfile);
+        const sg_cgi_header *sf = find_header(h, rt->sendfile);
         if (sf)
-            return serve_file(c, &h, sf);
+            return serve_file(c, h, sf);
     }
-    if (rt->internal_redirect && h.status == 200) {
-        const sg_cgi_header *loc = find_header(&h, rt->internal_redirect);
+    if (rt->internal_redirect && h->status == 200) {
+        const sg_cgi_header *loc = find_header(h, rt->internal_redirect);
         if (loc && loc->value_len && loc->value[0] == '/')
-            return internal_redirect(c, &h, loc);
+            return internal_redirect(c, h, loc);
     }
-    sg_response_begin(&c->resp, h.status, h.reason, h.reason_len);
+    sg_response_begin(&c->resp, h->status, h->reason, h->reason_len);
     if (c->resp.no_body && c->req.has_body && !c->rb.complete)
         c->close_after = true;
-    for (size_t i = 0; i < h.nheaders; i++) {
-        const sg_cgi_header *hd = &h.headers[i];
+    for (size_t i = 0; i < h->nheaders; i++) {
+        const sg_cgi_header *hd = &h->headers[i];
         /* ours are added with the framing headers, which sg_conn_end_head decides */
         if (sg_strieq(hd->name, hd->name_len, "Date") ||
             sg_strieq(hd->name, hd->name_len, "Content-Length"))
             continue;
         sg_response_add_header(&c->resp, hd->name, hd->name_len, hd->value, hd->value_len);
     }
-    sg_conn_end_head(c, h.content_length);
-    u->phase = SG_UP_RELAY;
+    sg_conn_end_head(c, h->content_length);
     return SG_OK;
 }
 
-/*
- * The backend's side of the response ended. `clean`: the end was seen (the announced length
- * reached, or a FIN); otherwise it reset (errno `err`), or our own send to it failed, which
- * only a reset causes, so a later EOF proves nothing. Only a response whose end was seen is
- * terminated as complete; any other closes the client connection without the final chunk,
- * as RFC 9112 §8 asks: a cut body must never look whole.
- */
-static void finish_response(sg_conn *c, bool clean, int err)
+static void on_big_body(sg_backend_conn *b)
 {
+    sg_conn *c = conn_of(b);
+    sg_server_pipe_take(c->server, &c->resp.pipe);
+}
+
+/*
+ * The backend's side of the response ended, and the writer with it. Only a response whose
+ * end was seen is complete; any other closes the client connection without the final chunk,
+ * as RFC 9112 §8 asks: a cut body must never look whole. The socket itself is closed after
+ * the client write (sg_upstream_reap).
+ */
+static void on_end(sg_backend_conn *b, bool whole, bool fin, int err)
+{
+    sg_conn *c = conn_of(b);
     sg_upstream *u = &c->up;
-    int64_t missing = c->resp.remaining;
-    if (sg_response_end(&c->resp, clean) == SG_OK) {
+    if (whole) {
         /* complete: the writer ended the framing */
-    } else if (missing > 0) {
+    } else if (c->resp.remaining > 0) {
         sg_conn_log_route(c, SG_LOG_ERROR,
                           "backend %s %s %lld bytes before its Content-Length, closing the client connection",
-                          u->be->text, clean ? "closed" : "reset the connection",
-                          (long long)missing);
+                          u->be->text, fin ? "closed" : "reset the connection",
+                          (long long)c->resp.remaining);
         c->close_after = true;
     } else {
         sg_conn_log_route(c, SG_LOG_ERROR,
@@ -760,195 +601,82 @@ static void finish_response(sg_conn *c, bool clean, int err)
                           u->be->text, err ? strerror(err) : "its reads had failed");
         c->close_after = true;
     }
-    /* the socket itself is closed after the client write (sg_upstream_reap): the FIN
-     * exchange then costs the client no latency */
     release_member(c);
-    ev_io_stop(loop_of(c), &u->rio);
-    ev_io_stop(loop_of(c), &u->wio);
-    u->phase = SG_UP_DONE;
 }
 
-/* The backend's read side ended with read() returning `n` (0 or SG_ERR, errno set). */
-static void backend_ended(sg_conn *c, ssize_t n)
+static void on_error(sg_backend_conn *b, enum sg_backend_err kind, bool replay,
+                     const char *why, int err)
 {
-    /* write_closed: a send to the backend failed, so its EOF follows a reset, not a FIN */
-    if (n == 0)
-        finish_response(c, !c->up.write_closed, 0);
-    else
-        finish_response(c, false, errno);
+    sg_conn *c = conn_of(b);
+    SG_UNUSED(replay); /* only a connect failure is replayable, and connect_failed knows it */
+    switch (kind) {
+    case SG_BACKEND_ESOCKET:
+        sg_conn_log_route(c, SG_LOG_ERROR, "cannot create a socket: %s, 503", why);
+        sg_conn_error(c, 503, "socket");
+        break;
+    case SG_BACKEND_ECONNECT:
+        connect_failed(c, why);
+        break;
+    case SG_BACKEND_ECLOSED:
+        sg_conn_log_route(c, SG_LOG_ERROR, "backend closed the connection %s%s%s, 502", why,
+                          err ? ": " : "", err ? strerror(err) : "");
+        sg_conn_error(c, 502, "no response head");
+        break;
+    case SG_BACKEND_ETOOLARGE:
+        sg_conn_log_route(c, SG_LOG_ERROR, "backend response head larger than %d bytes, 502",
+                          SG_UP_HEAD_MAX);
+        sg_conn_error(c, 502, "head too large");
+        break;
+    case SG_BACKEND_EBADHEAD:
+        bad_head(c, why);
+        break;
+    }
+}
+
+static void on_write_closed(sg_backend_conn *b, int err)
+{
+    sg_conn *c = conn_of(b);
+    if (c->req.has_body && !c->rb.complete) {
+        c->rb.discard = true;
+        c->close_after = true;
+    }
+    sg_buf_reset(&c->rb.buf);
+    sg_log_debug(err, "backend %s stopped reading the request after %llu body bytes",
+                 c->up.be->text, (unsigned long long)b->body_sent);
+}
+
+static void on_io_done(sg_backend_conn *b)
+{
+    sg_conn_kick(conn_of(b));
+}
+
+static const sg_backend_cbs backend_cbs = {
+    .on_interim = on_interim,
+    .on_head = on_head,
+    .on_big_body = on_big_body,
+    .on_end = on_end,
+    .on_error = on_error,
+    .on_write_closed = on_write_closed,
+    .on_io_done = on_io_done,
+};
+
+void sg_upstream_pump(sg_conn *c)
+{
+    sg_backend_pump(&c->up.b);
 }
 
 void sg_upstream_reap(sg_conn *c)
 {
-    if (c->up.fd >= 0 && c->up.phase == SG_UP_DONE)
+    if (c->up.b.fd >= 0 && c->up.b.phase == SG_UP_DONE)
         sg_upstream_close(c);
-}
-
-static void read_body(sg_conn *c);
-
-/* Bookkeeping after `n` body bytes came from the backend; true when the response is whole. */
-static bool relayed(sg_conn *c, size_t n)
-{
-    c->t_up = ev_now(loop_of(c));
-    if (cur_state(c))
-        cur_state(c)->bytes_from += (uint64_t)n;
-    if (c->resp.remaining != 0)
-        return false;
-    finish_response(c, true, 0);
-    return true;
-}
-
-static void read_head(sg_conn *c)
-{
-    sg_upstream *u = &c->up;
-    ssize_t n = sg_buf_read(&u->head, u->fd, SG_UP_HEAD_MAX + 1 - u->head.len > 16384
-                                                  ? 16384
-                                                  : SG_UP_HEAD_MAX + 1 - u->head.len);
-    if (n == SG_AGAIN)
-        return;
-    if (n <= 0) {
-        int e = n < 0 ? errno : 0;
-        sg_conn_log_route(c, SG_LOG_ERROR, "backend closed the connection %s%s%s, 502",
-                          u->head.len ? "in the middle of the response head" : "without a response",
-                          e ? ": " : "", e ? strerror(e) : "");
-        sg_conn_error(c, 502, "no response head");
-        return;
-    }
-    u->got_bytes = true;
-    c->t_up = ev_now(loop_of(c));
-    if (cur_state(c))
-        cur_state(c)->bytes_from += (uint64_t)n;
-    long end;
-    for (;;) { /* interim heads first, each consumed; then the final one */
-        end = sg_cgi_head_end(sg_buf_head(&u->head), u->head.len, &u->head_scan, SG_UP_HEAD_MAX);
-        if (end == SG_AGAIN)
-            return;
-        if (end == SG_ERR) {
-            sg_conn_log_route(c, SG_LOG_ERROR, "backend response head larger than %d bytes, 502",
-                              SG_UP_HEAD_MAX);
-            sg_conn_error(c, 502, "head too large");
-            return;
-        }
-        u->head_scan = (size_t)end;
-        int rc = emit_head(c);
-        if (rc == SG_OK)
-            break;
-        if (rc != SG_AGAIN)
-            return;
-    }
-    if (c->resp.remaining == 0) {
-        finish_response(c, true, 0);
-        return;
-    }
-    sg_response_body(&c->resp, sg_buf_head(&u->head) + end, u->head.len - (size_t)end);
-    sg_buf_reset(&u->head);
-    if (c->resp.remaining == 0) {
-        finish_response(c, true, 0);
-        return;
-    }
-    /* a large sized body goes through a pipe, never copied into our memory; without one
-     * (no descriptors, or a pipe quota) it is copied as any other */
-    if (!c->resp.chunked && c->resp.remaining >= SG_SPLICE_MIN)
-        sg_server_pipe_take(c->server, &c->resp.pipe);
-    read_body(c); /* the end is often already there: one write to the client, not two */
-}
-
-/* read_body for a piped response: the bytes stay in the kernel until they reach the client */
-static void splice_body(sg_conn *c)
-{
-    sg_upstream *u = &c->up;
-    while (sg_pipe_room(&c->resp.pipe) > 0) {
-        size_t max = sg_pipe_room(&c->resp.pipe);
-        if ((uint64_t)max > (uint64_t)c->resp.remaining)
-            max = (size_t)c->resp.remaining;
-        ssize_t n = sg_response_splice(&c->resp, u->fd, max);
-        if (n == SG_AGAIN)
-            return;
-        if (n == SG_ERR && errno == EINVAL && c->resp.pipe.len == 0) {
-            /* a socket type splice(2) does not serve: copy through user space instead */
-            sg_pipe_close(&c->resp.pipe);
-            read_body(c);
-            return;
-        }
-        if (n == 0 || n == SG_ERR) {
-            backend_ended(c, n);
-            return;
-        }
-        if (relayed(c, (size_t)n))
-            return;
-        if ((size_t)n < max)
-            return; /* drained for now: epoll says when more comes, no EAGAIN probe */
-    }
-}
-
-static void read_body(sg_conn *c)
-{
-    sg_upstream *u = &c->up;
-    if (sg_pipe_is_open(&c->resp.pipe)) {
-        splice_body(c);
-        return;
-    }
-    while (c->resp.out.len < SG_OUT_MAX) {
-        ssize_t n = sg_response_read(&c->resp, u->fd, SG_OUT_MAX - c->resp.out.len);
-        if (n == SG_AGAIN)
-            return;
-        if (n == 0 || n == SG_ERR) {
-            /* an early answer (the backend closes with our upload unread) also ends in a
-             * reset: it arrives whole when its Content-Length was reached, which
-             * relayed() saw already; a length-less one cannot be told from a cut one */
-            backend_ended(c, n);
-            return;
-        }
-        if (relayed(c, (size_t)n))
-            return;
-    }
-}
-
-static void on_up_read(struct ev_loop *loop, ev_io *w, int revents)
-{
-    sg_conn *c = SG_CONTAINER_OF(w, sg_conn, up.rio);
-    SG_UNUSED(loop);
-    SG_UNUSED(revents);
-    if (c->up.phase == SG_UP_RELAY)
-        read_body(c);
-    else
-        read_head(c);
-    sg_conn_kick(c);
-}
-
-/* Request bytes the gateway holds and the backend has not taken yet. */
-static bool unsent(const sg_conn *c)
-{
-    const sg_upstream *u = &c->up;
-    return u->req.len || c->rb.buf.len || (c->rb.spool_fd >= 0 && u->body_sent < u->body_len);
 }
 
 ev_tstamp sg_upstream_watch(sg_conn *c)
 {
-    sg_upstream *u = &c->up;
-    struct ev_loop *loop = loop_of(c);
-    if (u->fd < 0 || u->phase == SG_UP_DONE || u->phase == SG_UP_IDLE) {
+    ev_tstamp t = sg_backend_watch(&c->up.b);
+    if (t == 0)
         return 0;
-    }
-    bool want_write = u->phase == SG_UP_CONNECTING ||
-                      (u->phase == SG_UP_SENDING && !u->write_closed && unsent(c));
-    bool room = sg_pipe_is_open(&c->resp.pipe) ? sg_pipe_room(&c->resp.pipe) > 0 : c->resp.out.len < SG_OUT_MAX;
-    bool want_read = u->phase != SG_UP_CONNECTING && (u->phase != SG_UP_RELAY || room);
-    if (want_write)
-        ev_io_start(loop, &u->wio);
-    else
-        ev_io_stop(loop, &u->wio);
-    if (want_read)
-        ev_io_start(loop, &u->rio);
-    else
-        ev_io_stop(loop, &u->rio);
-    if (u->phase == SG_UP_CONNECTING)
-        return c->t_up + c->cfg->timeouts.connect;
-    if (u->phase == SG_UP_RELAY && !room)
-        return 0; /* the client is the slow side; the send timeout covers it */
-    if (!want_read && !want_write)
-        return 0;
-    return c->t_up + c->route->timeout;
+    return t + (c->up.b.phase == SG_UP_CONNECTING ? c->cfg->timeouts.connect : c->route->timeout);
 }
 
 /*
@@ -962,8 +690,9 @@ ev_tstamp sg_upstream_watch(sg_conn *c)
 static void head_timeout(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    bool blamed = u->phase == SG_UP_HEAD || (u->phase == SG_UP_SENDING && unsent(c));
-    bool replay = blamed && !u->got_bytes && u->body_sent == 0 && !u->write_closed &&
+    bool blamed = u->b.phase == SG_UP_HEAD ||
+                  (u->b.phase == SG_UP_SENDING && sg_backend_unsent(&u->b));
+    bool replay = blamed && !u->b.got_bytes && u->b.body_sent == 0 && !u->b.write_closed &&
                   !c->rb.discard;
     bool next = replay && cur_member(c) && u->attempts <= u->bal->maxattempts;
     sg_conn_log_route(c, SG_LOG_ERROR, "backend %s sent no response head within %.3gs%s",
@@ -983,7 +712,7 @@ static void head_timeout(sg_conn *c)
 void sg_upstream_timeout(sg_conn *c)
 {
     sg_upstream *u = &c->up;
-    if (u->phase == SG_UP_CONNECTING) {
+    if (u->b.phase == SG_UP_CONNECTING) {
         connect_failed(c, "connect timed out");
     } else if (!c->resp.started) {
         head_timeout(c);
