@@ -244,8 +244,8 @@ static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
 /* ---- the req object ---- */
 
 /*
- * The req object (SPEC §3.2) is a plain table whose fields are filled on first read: a
- * balancer method that only looks at members, or a match on req.method, then costs one
+ * The req object (scgi-lua(8) "Lua hooks") is a plain table whose fields are filled on first read:
+ * a balancer method that only looks at members, or a match on req.method, then costs one
  * empty table instead of eight strings and a headers table per request. A weak map
  * (req table -> hook context) tells __index which request a table belongs to; the entry
  * goes when the request ends, so a table a hook kept reads as empty afterwards instead

@@ -1,7 +1,7 @@
--- SPEC §9 (access log) and §1 (SIGUSR1): Combined Log Format plus the request time and the
--- backend, to a file or nowhere (access_log = false); SIGUSR1 reopens the file under its name
--- after logrotate renamed it; a Lua log_format(req, res) replaces the line, and one that fails
--- falls back to the default line with an error in the error log.
+-- README "Observing it" (access log) and scgi-lua(8) SIGNALS (SIGUSR1): Combined Log Format plus
+-- the request time and the backend, to a file or nowhere (access_log = false); SIGUSR1 reopens the
+-- file under its name after logrotate renamed it; a Lua log_format(req, res) replaces the line, and
+-- one that fails falls back to the default line with an error in the error log.
 
 local helpers = require "spec.helpers"
 local proc = helpers.proc

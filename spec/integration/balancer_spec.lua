@@ -1,4 +1,4 @@
--- SPEC §6 (balancers, as mod_proxy_balancer) and §3.2 (Lua balancer method): byrequests
+-- scgi-lua(8) "Balancers" (as mod_proxy_balancer) and "Lua hooks" (Lua balancer method): byrequests
 -- alternation and loadfactor weights, bytraffic, bybusyness, a dead member out of service for
 -- `retry` seconds (one logged connect failure per window, then tried again), all members dead
 -- (503 + log, force recovery), +H / +D / +N / +I, lbset tiers, sticky routes by cookie and by

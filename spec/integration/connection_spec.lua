@@ -1,5 +1,5 @@
--- SPEC §5 (client side): HTTP/1.1 keep-alive and its idle timeout, pipelining in order,
--- HTTP/1.0 with and without keep-alive, Connection: close.
+-- README "What the client receives" (client side): HTTP/1.1 keep-alive and its idle timeout,
+-- pipelining in order, HTTP/1.0 with and without keep-alive, Connection: close.
 
 local helpers = require "spec.helpers"
 

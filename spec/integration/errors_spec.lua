@@ -1,5 +1,5 @@
--- SPEC §5 (errors the gateway produces) and §3.2 (hook errors): each error has its status,
--- a short text/plain body and a log line naming the cause (client, route or backend).
+-- scgi-lua(8) ERRORS (errors the gateway produces) and "Lua hooks" (hook errors): each error has
+-- its status, a short text/plain body and a log line naming the cause (client, route or backend).
 
 local helpers = require "spec.helpers"
 

@@ -1,8 +1,8 @@
 -- The shipped examples work as their comments say: every examples/*.lua configuration passes
 -- `scgi-lua -t`, and examples/gateway.lua, with its ports moved to free ones, serves the demo
--- application end to end: a plain route, the balancer with the PATH_INFO split, the
--- X-Location internal redirect and the X-Send-Static download (README "A five-minute
--- walkthrough", SPEC §4, §6, §7).
+-- application end to end: a plain route, the balancer with the PATH_INFO split, the X-Location
+-- internal redirect and the X-Send-Static download (README "A five-minute walkthrough", scgi-lua(8)
+-- THE SCGI REQUEST, "Balancers", README "X-Sendfile and internal redirects").
 
 local helpers = require "spec.helpers"
 local proc = helpers.proc

@@ -1,4 +1,4 @@
--- Hardening (SPEC §3.5 timeouts, §3 limits, §4 the SCGI request, §5 errors): request smuggling and
+-- Hardening (scgi-lua(8) "Timeouts", "Limits", THE SCGI REQUEST, ERRORS): request smuggling and
 -- hostile parsing, slow and abusive clients, limits.connections, many idle connections, no
 -- descriptor leak, and Lua hooks that never return or allocate without bound.
 --

@@ -1,6 +1,6 @@
--- SPEC §6 (active health checks, beyond Apache): a balancer member with `check` gets a real
--- SCGI `GET check.path` every `interval` seconds; a non-2xx/3xx answer, a failure or a check
--- slower than `check.timeout` takes it out of service until a check passes again. Members
+-- scgi-lua(8) "Balancers" (active health checks, beyond Apache): a balancer member with `check`
+-- gets a real SCGI `GET check.path` every `interval` seconds; a non-2xx/3xx answer, a failure or a
+-- check slower than `check.timeout` takes it out of service until a check passes again. Members
 -- without `check` get no check requests.
 --
 -- The fake backend's /health answer is switchable: its handler reads the status to answer from

@@ -1,6 +1,6 @@
--- Hardening against hostile backends (SPEC §5): endless or garbage response heads, NUL bytes and
--- invalid Status values, malformed Content-Length, a backend that never reads a large request
--- body, one that closes before the Content-Length it promised, one that sends more than it
+-- Hardening against hostile backends (scgi-lua(8) ERRORS): endless or garbage response heads, NUL
+-- bytes and invalid Status values, malformed Content-Length, a backend that never reads a large
+-- request body, one that closes before the Content-Length it promised, one that sends more than it
 -- promised. Each ends in a 502/504 or a closed client connection, with a log line naming the
 -- backend, and the gateway's memory stays bounded while the backend floods it.
 

@@ -1,9 +1,8 @@
--- SPEC §1 (installation): `make install PREFIX=… DESTDIR=…` and `luarocks make` both give a
--- working program outside the checkout: the binary, the scgilua.* modules it loads from the
--- installed tree (not from the checkout), the man page and the examples. Black-box: the
--- installed binary is run from the staging tree with SCGI_LUA_PATH unset.
--- Both installs reuse the binary `make` already built; nothing is compiled here unless the
--- build is stale.
+-- README "Two commands" (installation): `make install PREFIX=… DESTDIR=…` and `luarocks make` both
+-- give a working program outside the checkout: the binary, the scgilua.* modules it loads from the
+-- installed tree (not from the checkout), the man page and the examples. Black-box: the installed
+-- binary is run from the staging tree with SCGI_LUA_PATH unset. Both installs reuse the binary
+-- `make` already built; nothing is compiled here unless the build is stale.
 
 local helpers = require "spec.helpers"
 local proc = helpers.proc

@@ -1,5 +1,6 @@
--- SPEC §1 (the program) and §3.4 (validation as seen from the command line): -V, -t on good
--- and bad configs, startup failures, graceful stop on SIGTERM/SIGINT, a second SIGTERM.
+-- scgi-lua(8) OPTIONS (the program) and CONFIGURATION (validation as seen from the command line):
+-- -V, -t on good and bad configs, startup failures, graceful stop on SIGTERM/SIGINT, a second
+-- SIGTERM.
 
 local helpers = require "spec.helpers"
 

@@ -1,9 +1,9 @@
--- SPEC §7 (internal redirect) and §3 (route `internal_redirect`): a 200 whose Location (or a
--- configured header) starts with "/" is routed again through the route table as a GET (HEAD
--- stays HEAD) without body. Header on/off/custom name and stripping, pass-through cases,
--- Set-Cookie carried over, REDIRECT_STATUS / REDIRECT_REQUEST_URI and no REDIRECT_URL, chains
--- across backends and a balancer, the 10-redirect limit and loops (500 + log), HEAD,
--- keep-alive, and a Django-style mount (X-Location, proxy-scgi-pathinfo).
+-- README "X-Sendfile and internal redirects" and scgi-lua(8) "Routes" (route `internal_redirect`):
+-- a 200 whose Location (or a configured header) starts with "/" is routed again through the route
+-- table as a GET (HEAD stays HEAD) without body. Header on/off/custom name and stripping,
+-- pass-through cases, Set-Cookie carried over, REDIRECT_STATUS / REDIRECT_REQUEST_URI and no
+-- REDIRECT_URL, chains across backends and a balancer, the 10-redirect limit and loops (500 + log),
+-- HEAD, keep-alive, and a Django-style mount (X-Location, proxy-scgi-pathinfo).
 
 local helpers = require "spec.helpers"
 local serialize = require "spec.helpers.serialize"

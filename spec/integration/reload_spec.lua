@@ -1,11 +1,11 @@
--- SPEC §1 (SIGHUP, the watched config file) and §8 (hot reload), single process: a reload by
--- SIGHUP, by a plain write and by an atomic rename switches a route's backend in the same
--- process; an invalid config (syntax error, unknown balancer) keeps the old one serving and is
--- logged with file/line or dotted path, and a fixed file is picked up on the next change (a
--- file that never returns fails after 5 s instead of freezing the server); an
--- in-flight request finishes on its old backend while new ones go to the new one; 20 reloads
--- under load lose no request; listen addresses follow the config; balancer state survives a
--- reload; memory stays flat over 200 reloads. Workers (`workers = N`) are in workers_spec.lua.
+-- scgi-lua(8) SIGNALS (SIGHUP, the watched config file) and README "Reloading and workers" (hot
+-- reload), single process: a reload by SIGHUP, by a plain write and by an atomic rename switches a
+-- route's backend in the same process; an invalid config (syntax error, unknown balancer) keeps the
+-- old one serving and is logged with file/line or dotted path, and a fixed file is picked up on the
+-- next change (a file that never returns fails after 5 s instead of freezing the server); an
+-- in-flight request finishes on its old backend while new ones go to the new one; 20 reloads under
+-- load lose no request; listen addresses follow the config; balancer state survives a reload;
+-- memory stays flat over 200 reloads. Workers (`workers = N`) are in workers_spec.lua.
 --
 -- Two fake backends, A and B, answer their own name as the body (after sleeping `sleep=S`
 -- seconds when the query asks for it). Every test starts its own gateway and rewrites that

@@ -1,6 +1,6 @@
--- SPEC §4 (request body): Content-Length bodies streamed to the backend, chunked bodies
--- de-chunked with an exact CONTENT_LENGTH (memory and temp-file paths), Expect: 100-continue,
--- limits.body_bytes → 413.
+-- scgi-lua(8) THE SCGI REQUEST (request body): Content-Length bodies streamed to the backend,
+-- chunked bodies de-chunked with an exact CONTENT_LENGTH (memory and temp-file paths), Expect:
+-- 100-continue, limits.body_bytes → 413.
 
 local helpers = require "spec.helpers"
 

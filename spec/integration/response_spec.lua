@@ -1,5 +1,5 @@
--- SPEC §5 (the response): CGI-style heads with \n or \r\n, Status and HTTP/1.x status lines,
--- Location → 302, header filtering, chunked vs close-delimited framing, HEAD, large bodies,
+-- README "What the client receives": CGI-style heads with \n or \r\n, Status and HTTP/1.x status
+-- lines, Location → 302, header filtering, chunked vs close-delimited framing, HEAD, large bodies,
 -- and an early answer while the client is still uploading.
 
 local helpers = require "spec.helpers"

@@ -1,5 +1,5 @@
--- SPEC §3.1 (routes) and §3.2 (the req object seen by hooks): first match wins, prefix paths,
--- match patterns and functions, path + match, the trailing-slash 301, dot-segment
+-- scgi-lua(8) "Routes" and "Lua hooks" (the req object seen by hooks): first match wins, prefix
+-- paths, match patterns and functions, path + match, the trailing-slash 301, dot-segment
 -- normalisation.
 
 local helpers = require "spec.helpers"

@@ -1,5 +1,6 @@
--- SPEC §4: the SCGI request the gateway sends — netstring framing, variable order, the
--- always-sent CGI variables, HTTP_* mapping, dropped headers, route env, SCRIPT_NAME/PATH_INFO.
+-- scgi-lua(8) THE SCGI REQUEST: the SCGI request the gateway sends — netstring framing, variable
+-- order, the always-sent CGI variables, HTTP_* mapping, dropped headers, route env,
+-- SCRIPT_NAME/PATH_INFO.
 
 local helpers = require "spec.helpers"
 local scgi = helpers.scgi
@@ -282,7 +283,7 @@ describe("the SCGI request #integration", function()
       assert.is_nil(env.PATH_INFO)
     end)
 
-    it("proxy-scgi-pathinfo splits as in the SPEC example", function()
+    it("proxy-scgi-pathinfo splits as in the man page's example", function()
       local env = forward({ path = "/scgi-bin/foo/bar?x=1" }).env
       assert.equal("/scgi-bin", env.SCRIPT_NAME)
       assert.equal("/foo/bar", env.PATH_INFO)

@@ -1,9 +1,9 @@
--- SPEC §7 (X-Sendfile) and §3 (route `sendfile`, `sendfile_root`): the backend names a file in
--- a response header and the gateway serves it itself. Header on/off/custom name and stripping,
--- backend body discarded, validators (ETag/Last-Modified) and conditional requests, Range
--- (206/416, If-Range), HEAD, keep-alive, errors (404/403/502 with log lines), sendfile_root
--- confinement against `..` and symlink escapes, a 100 MiB file byte for byte, 20 concurrent
--- downloads and a stalled reader that must not block the event loop.
+-- README "X-Sendfile and internal redirects" and scgi-lua(8) "Routes" (route `sendfile`,
+-- `sendfile_root`): the backend names a file in a response header and the gateway serves it itself.
+-- Header on/off/custom name and stripping, backend body discarded, validators (ETag/Last-Modified)
+-- and conditional requests, Range (206/416, If-Range), HEAD, keep-alive, errors (404/403/502 with
+-- log lines), sendfile_root confinement against `..` and symlink escapes, a 100 MiB file byte for
+-- byte, 20 concurrent downloads and a stalled reader that must not block the event loop.
 
 local helpers = require "spec.helpers"
 local socket = require "socket"

@@ -1,4 +1,4 @@
--- SPEC §3 / §3.1: backends over unix sockets (scgi+unix:/path and Apache's
+-- scgi-lua(8) "Routes": backends over unix sockets (scgi+unix:/path and Apache's
 -- unix:/path|scgi://localhost/), listening on IPv6 [::1]:PORT, on unix:/path, and on several
 -- addresses at once.
 

@@ -1,4 +1,4 @@
--- SPEC §9 (status endpoint): JSON by default, Prometheus text 0.0.4 with ?format=prometheus,
+-- scgi-lua(8) STATUS ENDPOINT: JSON by default, Prometheus text 0.0.4 with ?format=prometheus,
 -- HTML with ?format=html, 400 for an unknown format, 403 (and a log line) for a client outside
 -- status.allow. Counters: uptime, config generation, requests by status class, and per
 -- backend, keyed by its URL, under its balancer or its route: state, busy, requests,
@@ -367,7 +367,7 @@ describe("status endpoint #integration #status", function()
     a, b, c, d = helpers.scgi_backend(), helpers.scgi_backend(), helpers.scgi_backend(),
                  helpers.scgi_backend()
     refused_port = helpers.free_port()
-    -- members written without a path, as in SPEC §3; they are keyed by that URL
+    -- members written without a path, as in scgi-lua(8) "Balancers"; they are keyed by that URL
     url_a = "scgi://127.0.0.1:" .. a.port
     url_b = "scgi://127.0.0.1:" .. b.port
     url_d = "scgi://127.0.0.1:" .. d.port

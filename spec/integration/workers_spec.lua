@@ -1,8 +1,8 @@
--- SPEC §8 (workers) with §1 (signals): `workers = 2` runs a master and two worker processes
--- (children of the master); a worker killed with SIGKILL is replaced and service goes on; HUP
--- to the master reloads every worker and the route switch is visible; an invalid config is
--- reported once, by the master, and no worker changes config; a listen change starts a new set
--- of workers; SIGTERM to the master lets a slow request finish, then every process exits;
+-- README "Reloading and workers" with scgi-lua(8) SIGNALS: `workers = 2` runs a master and two
+-- worker processes (children of the master); a worker killed with SIGKILL is replaced and service
+-- goes on; HUP to the master reloads every worker and the route switch is visible; an invalid
+-- config is reported once, by the master, and no worker changes config; a listen change starts a
+-- new set of workers; SIGTERM to the master lets a slow request finish, then every process exits;
 -- `workers = "auto"` starts one worker per CPU.
 --
 -- Two fake backends, A and B, answer their own name as the body (after sleeping `sleep=S`
