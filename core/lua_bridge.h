@@ -1,6 +1,6 @@
 /*
- * lua_bridge.h: everything that touches the Lua C API. Loads a config file into a fresh
- * LuaJIT state through lua/scgilua/config.lua (which validates and normalises it) and turns
+ * lua_bridge.h: the Lua runtime. Loads a config file into a fresh LuaJIT state through
+ * lua/scgilua/config.lua (which validates and normalises it) and has config_decode.c turn
  * the result into an sg_config; runs per-request hooks (match, access, env functions) in
  * protected mode with a traceback, so a failing hook costs one request, never the process.
  * Hooks only run for routes that have them: plain prefix routing never enters Lua.
