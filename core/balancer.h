@@ -21,10 +21,10 @@ enum sg_lb_method { SG_LB_BYREQUESTS, SG_LB_BYTRAFFIC, SG_LB_BYBUSYNESS, SG_LB_L
 
 /* status flags: +H, +D, +N, +I */
 enum {
-    SG_MEMBER_HOT_STANDBY = 1,   /* only when no ordinary member of its lbset is usable */
-    SG_MEMBER_DISABLED = 2,      /* never chosen, not even by its sticky route */
-    SG_MEMBER_DRAIN = 4,         /* no new requests; its sticky route still reaches it */
-    SG_MEMBER_IGNORE_ERRORS = 8  /* sg_lb_fail never takes it out of service */
+    SG_MEMBER_HOT_STANDBY = 1,  /* only when no ordinary member of its lbset is usable */
+    SG_MEMBER_DISABLED = 2,     /* never chosen, not even by its sticky route */
+    SG_MEMBER_DRAIN = 4,        /* no new requests; its sticky route still reaches it */
+    SG_MEMBER_IGNORE_ERRORS = 8 /* sg_lb_fail never takes it out of service */
 };
 
 /*
@@ -52,12 +52,12 @@ void sg_member_state_unref(sg_member_state *st);
 
 /* Configuration of one member (one config generation). */
 typedef struct sg_lb_member {
-    const char *url;   /* borrowed from config */
-    const char *route; /* borrowed, or NULL */
-    int loadfactor;    /* 1..100 */
-    int lbset;         /* 0..99 */
-    double retry;      /* seconds out of service after a failure */
-    unsigned flags;    /* SG_MEMBER_* */
+    const char *url;     /* borrowed from config */
+    const char *route;   /* borrowed, or NULL */
+    int loadfactor;      /* 1..100 */
+    int lbset;           /* 0..99 */
+    double retry;        /* seconds out of service after a failure */
+    unsigned flags;      /* SG_MEMBER_* */
     sg_member_state *st; /* one reference */
 } sg_lb_member;
 

@@ -32,9 +32,18 @@ void sg_buf_consume(sg_buf *b, size_t n);
 void sg_buf_reset(sg_buf *b);
 /* "" for a buffer never written: NULL + 0 is undefined behaviour, and callers pass the head
  * of an empty buffer along with its length 0 */
-static inline char *sg_buf_head(const sg_buf *b) { return b->data ? b->data + b->off : (char *)""; }
-static inline char *sg_buf_tail(const sg_buf *b) { return b->data + b->off + b->len; }
-static inline size_t sg_buf_room(const sg_buf *b) { return b->cap - b->off - b->len; }
+static inline char *sg_buf_head(const sg_buf *b)
+{
+    return b->data ? b->data + b->off : (char *)"";
+}
+static inline char *sg_buf_tail(const sg_buf *b)
+{
+    return b->data + b->off + b->len;
+}
+static inline size_t sg_buf_room(const sg_buf *b)
+{
+    return b->cap - b->off - b->len;
+}
 
 /**
  * Reads up to `max` bytes from `fd` into the tail (reserving as needed).

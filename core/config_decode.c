@@ -72,8 +72,8 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss, sock
     return SG_OK;
 }
 
-static int unix_addr(const char *path, struct sockaddr_storage *ss, socklen_t *len,
-                     sg_buf *report, const char *what)
+static int unix_addr(const char *path, struct sockaddr_storage *ss, socklen_t *len, sg_buf *report,
+                     const char *what)
 {
     struct sockaddr_un *un = (struct sockaddr_un *)ss;
     if (strlen(path) >= sizeof un->sun_path) {
@@ -100,8 +100,8 @@ static int read_backend(lua_State *L, sg_backend *be, sg_buf *report, const char
     if (kind && strcmp(kind, "tcp") == 0) {
         char *host = opt_string(L, t, "host");
         be->kind = SG_PASS_TCP;
-        rc = resolve(host ? host : "", (int)opt_number(L, t, "port", 0), &be->addr,
-                     &be->addrlen, false, report, what);
+        rc = resolve(host ? host : "", (int)opt_number(L, t, "port", 0), &be->addr, &be->addrlen,
+                     false, report, what);
         free(host);
     } else if (kind && strcmp(kind, "unix") == 0) {
         char *path = opt_string(L, t, "path");
@@ -196,11 +196,11 @@ static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_lb_registry
         int t = lua_gettop(L);
         b->name = sg_xstrdup(lua_tostring(L, -2));
         char *method = opt_string(L, t, "method");
-        b->lb.method = !method ? SG_LB_BYREQUESTS
-                       : strcmp(method, "bytraffic") == 0 ? SG_LB_BYTRAFFIC
+        b->lb.method = !method                             ? SG_LB_BYREQUESTS
+                       : strcmp(method, "bytraffic") == 0  ? SG_LB_BYTRAFFIC
                        : strcmp(method, "bybusyness") == 0 ? SG_LB_BYBUSYNESS
-                       : strcmp(method, "lua") == 0 ? SG_LB_LUA
-                                                     : SG_LB_BYREQUESTS;
+                       : strcmp(method, "lua") == 0        ? SG_LB_LUA
+                                                           : SG_LB_BYREQUESTS;
         free(method);
         b->method_ref = opt_ref(L, t, "method_fn");
         b->sticky = opt_string(L, t, "sticky");
@@ -354,13 +354,13 @@ static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
         if (kind && strcmp(kind, "unix") == 0) {
             l->is_unix = true;
             l->unix_path = opt_string(L, t, "path");
-            if (unix_addr(l->unix_path ? l->unix_path : "", &l->addr, &l->addrlen, report,
-                          what) != SG_OK)
+            if (unix_addr(l->unix_path ? l->unix_path : "", &l->addr, &l->addrlen, report, what) !=
+                SG_OK)
                 rc = SG_ERR;
         } else {
             char *host = opt_string(L, t, "host");
-            if (resolve(host, (int)opt_number(L, t, "port", 0), &l->addr, &l->addrlen, true,
-                        report, what) != SG_OK)
+            if (resolve(host, (int)opt_number(L, t, "port", 0), &l->addr, &l->addrlen, true, report,
+                        what) != SG_OK)
                 rc = SG_ERR;
             free(host);
         }

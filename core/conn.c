@@ -240,8 +240,7 @@ static void request_reset(sg_conn *c)
 static void end_request(sg_conn *c)
 {
     if (c->req.method && c->resp.status)
-        sg_stats_record(sg_server_stats(c->server), c->resp.status,
-                        ev_time() - c->t_start);
+        sg_stats_record(sg_server_stats(c->server), c->resp.status, ev_time() - c->t_start);
     access_log(c);
     sg_hook_ctx_release(&c->hook);
     sg_upstream_reset(c);
@@ -376,7 +375,8 @@ static void status_endpoint(sg_conn *c)
 {
     const sg_request *r = &c->req;
     if (!allowed(c, c->cfg)) {
-        sg_conn_log_route(c, SG_LOG_WARN, "status endpoint refused: client not in status.allow, 403");
+        sg_conn_log_route(c, SG_LOG_WARN,
+                          "status endpoint refused: client not in status.allow, 403");
         sg_conn_error(c, 403, "status not allowed");
         return;
     }
@@ -385,9 +385,12 @@ static void status_endpoint(sg_conn *c)
         sg_conn_error(c, 400, "unknown status format");
         return;
     }
-    sg_status_view v = { .stats = sg_server_stats(c->server), .cfg = c->cfg, .now = ev_time(),
+    sg_status_view v = { .stats = sg_server_stats(c->server),
+                         .cfg = c->cfg,
+                         .now = ev_time(),
                          .generation = c->cfg->generation,
-                         .connections_open = sg_server_nconns(c->server), .pid = (int)getpid(),
+                         .connections_open = sg_server_nconns(c->server),
+                         .pid = (int)getpid(),
                          .version = SG_VERSION };
     sg_buf body;
     sg_buf_init(&body);
@@ -460,7 +463,8 @@ static void sg_conn_route(sg_conn *c)
     if (route && r->encoded_slash && !route->allow_encoded_slashes) {
         /* Apache's AllowEncodedSlashes Off; the route is the one the path selects with %2F
          * kept as a plain segment character, so no later route is tried instead */
-        sg_conn_log_route(c, SG_LOG_INFO, "encoded slash in the path, route does not allow it, 404");
+        sg_conn_log_route(c, SG_LOG_INFO,
+                          "encoded slash in the path, route does not allow it, 404");
         sg_buf_free(&err);
         sg_conn_error(c, 404, "encoded slash");
         return;
@@ -504,7 +508,8 @@ static void sg_conn_route(sg_conn *c)
             sg_conn_error(c, status, "access hook");
     } else if (with_body && r->content_length > 0 &&
                (uint64_t)r->content_length > c->cfg->limits.body_bytes) {
-        sg_conn_log_route(c, SG_LOG_WARN, "request body of %lld bytes exceeds limits.body_bytes, 413",
+        sg_conn_log_route(c, SG_LOG_WARN,
+                          "request body of %lld bytes exceeds limits.body_bytes, 413",
                           (long long)r->content_length);
         sg_conn_error(c, 413, "body too large");
     } else if (with_body && r->chunked) {
@@ -598,7 +603,8 @@ static bool conn_parse(sg_conn *c)
         }
         if (c->state == SG_CONN_SPOOL_BODY) {
             if (c->rb.discard && c->rb.received > c->cfg->limits.body_bytes) {
-                sg_conn_log_route(c, SG_LOG_WARN, "chunked request body exceeds limits.body_bytes, 413");
+                sg_conn_log_route(c, SG_LOG_WARN,
+                                  "chunked request body exceeds limits.body_bytes, 413");
                 c->close_after = true;
                 sg_conn_error(c, 413, "body too large");
                 return true;
@@ -690,8 +696,6 @@ static void set_io(struct ev_loop *loop, ev_io *w, bool on)
         ev_io_stop(loop, w);
 }
 
-
-
 /* Why the one activity timer fires: the deadline that is nearest (conn_deadline). */
 enum sg_conn_timer {
     SG_TIMER_NONE,
@@ -708,7 +712,13 @@ static ev_tstamp conn_deadline(sg_conn *c, enum sg_conn_timer *what)
     const sg_config *cfg = c->cfg ? c->cfg : sg_server_config(c->server);
     ev_tstamp d = 0;
     *what = SG_TIMER_NONE;
-#define CONSIDER(t, w) do { if ((t) > 0 && (d == 0 || (t) < d)) { d = (t); *what = (w); } } while (0)
+#define CONSIDER(t, w)                                                                             \
+    do {                                                                                           \
+        if ((t) > 0 && (d == 0 || (t) < d)) {                                                      \
+            d = (t);                                                                               \
+            *what = (w);                                                                           \
+        }                                                                                          \
+    } while (0)
     if (c->state == SG_CONN_LINGER) {
         CONSIDER(c->t_head + SG_LINGER_TIME, SG_TIMER_LINGER);
     } else if (c->state == SG_CONN_READ_HEAD) {
@@ -796,13 +806,13 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
             sg_conn_close(c);
             return;
         }
-        sg_log_info(0, "%s: request head not received within timeouts.client_header, 408",
-                    c->peer);
+        sg_log_info(0, "%s: request head not received within timeouts.client_header, 408", c->peer);
         c->close_after = true;
         sg_conn_error(c, 408, "client header timeout");
         break;
     case SG_TIMER_CLIENT_BODY:
-        sg_conn_log_route(c, SG_LOG_INFO, "request body stalled longer than timeouts.client_body, 408");
+        sg_conn_log_route(c, SG_LOG_INFO,
+                          "request body stalled longer than timeouts.client_body, 408");
         c->close_after = true;
         sg_conn_error(c, 408, "client body timeout");
         break;
@@ -842,7 +852,8 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
             if (r == SG_ERR)
                 sg_log_debug(errno, "read from %s failed", c->peer);
             c->read_eof = true;
-            sg_conn_log_route(c, SG_LOG_INFO, "client closed the connection before the request body was complete");
+            sg_conn_log_route(c, SG_LOG_INFO,
+                              "client closed the connection before the request body was complete");
             sg_conn_close(c);
             return;
         }
@@ -880,7 +891,9 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
         } else if (c->state != SG_CONN_READ_HEAD || n == SG_ERR) {
             /* the client went away mid-request (or reset): nothing left to answer */
             if (c->state == SG_CONN_PROXY || c->state == SG_CONN_SPOOL_BODY)
-                sg_conn_log_route(c, SG_LOG_INFO, "client closed the connection before the request body was complete");
+                sg_conn_log_route(
+                    c, SG_LOG_INFO,
+                    "client closed the connection before the request body was complete");
             sg_conn_close(c);
             return;
         }

@@ -20,8 +20,8 @@
 #include "response.h"
 #include "scgi.h"
 
-#define SG_IN_MAX (64 * 1024)    /* unparsed client bytes held */
-#define SG_LINGER_TIME 5.0       /* seconds to drain a client's unread body before closing */
+#define SG_IN_MAX (64 * 1024) /* unparsed client bytes held */
+#define SG_LINGER_TIME 5.0    /* seconds to drain a client's unread body before closing */
 
 enum sg_conn_state {
     SG_CONN_READ_HEAD,  /* waiting for or parsing a request head */
@@ -34,13 +34,13 @@ enum sg_conn_state {
 
 /* The backend side of one request: the exchange (backend.c) and the attempts behind it. */
 typedef struct sg_upstream {
-    sg_backend_conn b;        /* the current attempt's socket, request and response head */
+    sg_backend_conn b; /* the current attempt's socket, request and response head */
     /* from here on, cleared in one memset by sg_upstream_reset */
-    const sg_backend *be;     /* borrowed from the request's config */
+    const sg_backend *be; /* borrowed from the request's config */
     /* balancer://: the member serving this attempt, and the ones already tried */
-    const sg_balancer *bal;   /* borrowed from the request's config, or NULL */
-    int member;               /* index into bal->lb.members, -1 if none */
-    sg_member_state *st;      /* borrowed: counters of this attempt's backend, or NULL */
+    const sg_balancer *bal; /* borrowed from the request's config, or NULL */
+    int member;             /* index into bal->lb.members, -1 if none */
+    sg_member_state *st;    /* borrowed: counters of this attempt's backend, or NULL */
     int attempts;
     uint64_t tried[SG_LB_EXCLUDE_WORDS];
 } sg_upstream;
@@ -55,42 +55,42 @@ struct sg_conn {
     ev_timer timer;
     int fd;
     enum sg_conn_state state;
-    sg_server *server;        /* borrowed; outlives every conn */
-    sg_config *cfg;           /* one reference while a request is active */
-    sg_conn *next, *prev;     /* server's list */
-    char peer[80];            /* "ip:port" for logs */
+    sg_server *server;    /* borrowed; outlives every conn */
+    sg_config *cfg;       /* one reference while a request is active */
+    sg_conn *next, *prev; /* server's list */
+    char peer[80];        /* "ip:port" for logs */
     char remote_addr[64];
     int remote_port;
     char server_addr[64];
     int server_port;
-    const char *listen_text;  /* borrowed */
+    const char *listen_text; /* borrowed */
 
     sg_http http;
     sg_request req;
     sg_hook_ctx hook;
-    const sg_route *route;    /* borrowed from cfg */
-    sg_buf in;                /* owned: client bytes not parsed yet */
-    sg_response resp;         /* owned: the response writer, its output buffer and body sources */
-    sg_reqbody rb;            /* owned: the request body on its way to the backend */
-    bool read_eof;            /* client half-closed */
-    bool in_more;             /* the last client read filled its buffer: more is likely queued */
-    bool close_after;         /* close once the response is written */
+    const sg_route *route; /* borrowed from cfg */
+    sg_buf in;             /* owned: client bytes not parsed yet */
+    sg_response resp;      /* owned: the response writer, its output buffer and body sources */
+    sg_reqbody rb;         /* owned: the request body on its way to the backend */
+    bool read_eof;         /* client half-closed */
+    bool in_more;          /* the last client read filled its buffer: more is likely queued */
+    bool close_after;      /* close once the response is written */
     bool sent_continue;
     unsigned requests;
-    ev_tstamp t_start;        /* request start: its head's first byte (accept for the first) */
-    ev_tstamp t_head;         /* client_header origin: as t_start; 0 until a head byte came */
-    ev_tstamp t_idle;         /* keep-alive origin: the end of the previous request */
-    ev_tstamp t_read;         /* last client read progress */
-    ev_tstamp t_write;        /* last client write progress */
+    ev_tstamp t_start; /* request start: its head's first byte (accept for the first) */
+    ev_tstamp t_head;  /* client_header origin: as t_start; 0 until a head byte came */
+    ev_tstamp t_idle;  /* keep-alive origin: the end of the previous request */
+    ev_tstamp t_read;  /* last client read progress */
+    ev_tstamp t_write; /* last client write progress */
     sg_upstream up;
-    sg_scgi_vars vars;        /* owned; reused per request */
+    sg_scgi_vars vars; /* owned; reused per request */
 
     /* internal redirects (README "X-Sendfile and internal redirects") */
     int redirects;
-    bool redirect_pending;    /* retargeted by a redirect: sg_conn_kick routes it again */
-    sg_buf redirect_cookies;  /* owned: "Set-Cookie: …\r\n" lines kept for the final answer */
-    sg_buf orig_uri;          /* owned: the client's request-target, for logs and REDIRECT_* */
-    const char *orig_method;  /* static */
+    bool redirect_pending;   /* retargeted by a redirect: sg_conn_kick routes it again */
+    sg_buf redirect_cookies; /* owned: "Set-Cookie: …\r\n" lines kept for the final answer */
+    sg_buf orig_uri;         /* owned: the client's request-target, for logs and REDIRECT_* */
+    const char *orig_method; /* static */
 };
 
 /* conn.c services used by upstream.c */

@@ -48,9 +48,29 @@ const sg_req_header *sg_request_header(const sg_request *r, const char *name)
 }
 
 /* states of the strict chunked-framing check (check_chunked) */
-enum { CK_SIZE0, CK_SIZE, CK_EXT_PRE, CK_EXT_NAME, CK_EXT_POSTNAME, CK_EXT_PREVAL, CK_EXT_VAL,
-       CK_EXT_POSTVAL, CK_EXT_QUOTED, CK_EXT_QESC, CK_EXT_POSTVAL_Q, CK_SIZE_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF,
-       CK_TRAILER0, CK_TRAILER_NAME, CK_TRAILER, CK_TRAILER_LF, CK_END_LF, CK_DONE };
+enum {
+    CK_SIZE0,
+    CK_SIZE,
+    CK_EXT_PRE,
+    CK_EXT_NAME,
+    CK_EXT_POSTNAME,
+    CK_EXT_PREVAL,
+    CK_EXT_VAL,
+    CK_EXT_POSTVAL,
+    CK_EXT_QUOTED,
+    CK_EXT_QESC,
+    CK_EXT_POSTVAL_Q,
+    CK_SIZE_LF,
+    CK_DATA,
+    CK_DATA_CR,
+    CK_DATA_LF,
+    CK_TRAILER0,
+    CK_TRAILER_NAME,
+    CK_TRAILER,
+    CK_TRAILER_LF,
+    CK_END_LF,
+    CK_DONE
+};
 
 static sg_http *from_parser(http_parser *p)
 {
@@ -742,7 +762,8 @@ static int chunk_framing(sg_http *h, const char *p, size_t n)
                 /* leading zeros are free; 15 significant hex digits exceed any body limit */
                 if ((h->ck_left || c != '0') && ++h->ck_digits > 15)
                     return SG_ERR;
-                h->ck_left = h->ck_left * 16 + (uint64_t)(isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
+                h->ck_left = h->ck_left * 16 +
+                             (uint64_t)(isdigit(c) ? c - '0' : (tolower(c) - 'a' + 10));
                 h->ck_state = CK_SIZE;
             } else if (h->ck_state == CK_SIZE && c == ';') {
                 h->ck_state = CK_EXT_PRE; /* (http-parser refuses BWS before the ";") */
@@ -934,7 +955,8 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
     size_t feed = len;
     if (!was_head_done) {
         /* one byte past the limit at most: then the head is too large, whatever follows */
-        size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes : 0;
+        size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes
+                                                            : 0;
         if (feed > room + 1)
             feed = room + 1;
     }
@@ -950,7 +972,8 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
         bool parse_error = HTTP_PARSER_ERRNO(&h->parser) != HPE_OK &&
                            HTTP_PARSER_ERRNO(&h->parser) != HPE_PAUSED;
         size_t upto = (!parse_error && h->head_done && !h->msg_done && n < feed) ? n + 1 : n;
-        size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes : 0;
+        size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes
+                                                            : 0;
         if (upto > room)
             upto = room;
         if (h->cr_pending && upto > 0 && data[0] != '\n')

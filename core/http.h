@@ -22,27 +22,27 @@ typedef void (*sg_http_body_cb)(void *ud, const char *data, size_t len);
 
 typedef struct sg_http {
     http_parser parser;
-    sg_request *req;       /* borrowed: the request being parsed */
+    sg_request *req; /* borrowed: the request being parsed */
     sg_http_body_cb on_body;
     void *ud;
     size_t header_bytes_limit, headers_limit;
-    size_t head_bytes;     /* bytes consumed by the current head so far */
-    int status;            /* error status decided in a callback (400/431/501) */
-    const char *err;       /* static reason for `status` */
-    int tok;               /* kind of the token being appended (SG_TOK_*) */
+    size_t head_bytes; /* bytes consumed by the current head so far */
+    int status;        /* error status decided in a callback (400/431/501) */
+    const char *err;   /* static reason for `status` */
+    int tok;           /* kind of the token being appended (SG_TOK_*) */
     bool head_done, msg_done;
     /* strict chunked framing, checked beside http-parser (which is lenient about it) */
     int ck_state;
-    uint64_t ck_left;      /* data bytes left in the current chunk */
+    uint64_t ck_left; /* data bytes left in the current chunk */
     unsigned ck_digits;
     bool ck_skip_lf;
-    char ck_name[18];      /* the trailer field name being read, to refuse framing fields */
+    char ck_name[18]; /* the trailer field name being read, to refuse framing fields */
     size_t ck_name_len;
-    size_t ck_line;        /* bytes of the current chunk-size line, or of the trailers */
-    bool cr_pending;       /* the last head byte fed was a CR: the next must be LF */
-    bool lf_pending;       /* the last head byte fed was a LF: the next may not be SP/HTAB */
-    bool too_many;         /* a header beyond limits.headers started */
-    bool views;            /* req's pointers are taken (the head ended or was rejected) */
+    size_t ck_line;            /* bytes of the current chunk-size line, or of the trailers */
+    bool cr_pending;           /* the last head byte fed was a CR: the next must be LF */
+    bool lf_pending;           /* the last head byte fed was a LF: the next may not be SP/HTAB */
+    bool too_many;             /* a header beyond limits.headers started */
+    bool views;                /* req's pointers are taken (the head ended or was rejected) */
     size_t path_off, path_len; /* the path inside raw (SIZE_MAX: none, means "/") */
 } sg_http;
 

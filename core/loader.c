@@ -23,7 +23,7 @@ typedef struct job {
     char *src; /* owned, or NULL: read the file */
     size_t len;
     unsigned generation;
-    char *why;            /* owned */
+    char *why; /* owned */
     /* written by the thread, read after the join */
     sg_config *cfg;
     sg_buf report;
@@ -66,8 +66,8 @@ static void *run(void *arg)
     sg_loader *l = arg;
     job *j = l->cur;
     double t0 = mono_now();
-    j->cfg = sg_config_load_cancellable(l->file, j->src, j->len, l->lua_dir, j->generation,
-                                        NULL, &l->cancel, &j->report);
+    j->cfg = sg_config_load_cancellable(l->file, j->src, j->len, l->lua_dir, j->generation, NULL,
+                                        &l->cancel, &j->report);
     j->seconds = mono_now() - t0;
     atomic_store(&l->finished, 1);
     ev_async_send(l->loop, &l->done);

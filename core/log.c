@@ -45,7 +45,8 @@ void sg_log(enum sg_log_level level, int err, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    n += (size_t)snprintf(line + n, sizeof line - n, " %s [%d] ", level_names[level], (int)getpid());
+    n += (size_t)snprintf(line + n, sizeof line - n, " %s [%d] ", level_names[level],
+                          (int)getpid());
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - n, fmt, ap);

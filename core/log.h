@@ -21,8 +21,11 @@ bool sg_log_enabled(enum sg_log_level level);
 void sg_log(enum sg_log_level level, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define sg_log_debug(err, ...) \
-    do { if (sg_log_enabled(SG_LOG_DEBUG)) sg_log(SG_LOG_DEBUG, err, __VA_ARGS__); } while (0)
+#define sg_log_debug(err, ...)                                                                     \
+    do {                                                                                           \
+        if (sg_log_enabled(SG_LOG_DEBUG))                                                          \
+            sg_log(SG_LOG_DEBUG, err, __VA_ARGS__);                                                \
+    } while (0)
 #define sg_log_info(err, ...) sg_log(SG_LOG_INFO, err, __VA_ARGS__)
 #define sg_log_warn(err, ...) sg_log(SG_LOG_WARN, err, __VA_ARGS__)
 #define sg_log_error(err, ...) sg_log(SG_LOG_ERROR, err, __VA_ARGS__)

@@ -10,11 +10,11 @@
 #include <lua.h>
 #include <luajit.h>
 #include <lualib.h>
-#include <time.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdatomic.h>
+#include <time.h>
 
 #include "config_decode.h"
 #include "util.h"
@@ -226,7 +226,8 @@ static int pcall_hook(sg_config *cfg, int nargs, int nres, sg_buf *err)
     bool memory_tripped = cfg->hook_memory_kb == 0; /* see budget_trip */
     heap_cap *h = heap_cap_of(cfg->L);
     if (rc != SG_OK && h && h->refused && err)
-        sg_buf_appendf(err, " (an allocation would take the Lua heap past limits.lua_memory, %zu bytes)",
+        sg_buf_appendf(err,
+                       " (an allocation would take the Lua heap past limits.lua_memory, %zu bytes)",
                        cfg->limits.lua_memory);
     budget_disarm(cfg);
     /* A failing hook costs only itself: a full collection walks the whole heap (the
@@ -256,7 +257,7 @@ static void push_headers(lua_State *L, const sg_request *r)
         size_t n = h->name_len < sizeof lname ? h->name_len : sizeof lname - 1;
         for (size_t j = 0; j < n; j++)
             lname[j] = (char)((h->name[j] >= 'A' && h->name[j] <= 'Z') ? h->name[j] + 32
-                                                                        : h->name[j]);
+                                                                       : h->name[j]);
         lua_pushlstring(L, lname, n);
         lua_rawget(L, -2);
         if (lua_isstring(L, -1)) { /* repeated: join with ", " */
@@ -366,9 +367,8 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
     return sg_config_load_source(file, NULL, 0, lua_dir, generation, reg, report);
 }
 
-sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
-                                 const char *lua_dir, unsigned generation, sg_lb_registry *reg,
-                                 sg_buf *report)
+sg_config *sg_config_load_source(const char *file, const char *src, size_t len, const char *lua_dir,
+                                 unsigned generation, sg_lb_registry *reg, sg_buf *report)
 {
     return sg_config_load_cancellable(file, src, len, lua_dir, generation, reg, NULL, report);
 }
@@ -393,9 +393,8 @@ void sg_config_bind_registry(sg_config *cfg, sg_lb_registry *reg)
 }
 
 sg_config *sg_config_load_cancellable(const char *file, const char *src, size_t len,
-                                      const char *lua_dir, unsigned generation,
-                                      sg_lb_registry *reg, const _Atomic int *cancel,
-                                      sg_buf *report)
+                                      const char *lua_dir, unsigned generation, sg_lb_registry *reg,
+                                      const _Atomic int *cancel, sg_buf *report)
 {
     lua_State *L = luaL_newstate();
     if (!L) {
@@ -583,8 +582,7 @@ static int run_job(lua_State *L)
 }
 
 /* Runs fn(L, arg) protected, under the hook budget; a Lua error lands in err. */
-static int run_protected(sg_config *cfg, int (*fn)(lua_State *, void *), void *arg,
-                         sg_buf *err)
+static int run_protected(sg_config *cfg, int (*fn)(lua_State *, void *), void *arg, sg_buf *err)
 {
     job j = { fn, arg };
     lua_State *L = cfg->L;
@@ -681,8 +679,7 @@ static int access_fn(lua_State *L, void *arg)
     return 0;
 }
 
-int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body,
-                  sg_buf *err)
+int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body, sg_buf *err)
 {
     *status = 0;
     if (route->access_ref == LUA_NOREF)
@@ -722,8 +719,7 @@ static int env_fn(lua_State *L, void *arg)
     return 0;
 }
 
-int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present,
-               sg_buf *err)
+int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present, sg_buf *err)
 {
     *present = false;
     env_job j = { ctx, e, value, err, present, false };
@@ -762,7 +758,7 @@ static int balance_fn(lua_State *L, void *arg)
     int n = (int)b->lb.nmembers;
     lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref); /* 1: the members, C-owned */
     lua_rawgeti(L, LUA_REGISTRYINDEX, b->method_ref);  /* 2 */
-    lua_createtable(L, n, 0);                           /* 3: the list handed to Lua */
+    lua_createtable(L, n, 0);                          /* 3: the list handed to Lua */
     for (int i = 0; i < n; i++) {
         const sg_member_state *st = b->lb.members[i].st;
         lua_rawgeti(L, 1, i + 1);

@@ -28,9 +28,8 @@ sg_config *sg_config_load(const char *file, const char *lua_dir, unsigned genera
  * of what `file` holds now; `file` still names it in messages and locates its `require`s.
  * Modules it requires and files it reads are read now: only the main file is pinned.
  */
-sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
-                                 const char *lua_dir, unsigned generation, sg_lb_registry *reg,
-                                 sg_buf *report);
+sg_config *sg_config_load_source(const char *file, const char *src, size_t len, const char *lua_dir,
+                                 unsigned generation, sg_lb_registry *reg, sg_buf *report);
 /**
  * sg_config_load_source for a loader thread: `cancel` (may be NULL) is polled while the
  * file runs, and nonzero ends the load as a failure. With `reg` NULL every member gets a
@@ -39,9 +38,8 @@ sg_config *sg_config_load_source(const char *file, const char *src, size_t len,
  * another thread than the loop, as long as `reg` is NULL or that thread's alone.
  */
 sg_config *sg_config_load_cancellable(const char *file, const char *src, size_t len,
-                                      const char *lua_dir, unsigned generation,
-                                      sg_lb_registry *reg, const _Atomic int *cancel,
-                                      sg_buf *report);
+                                      const char *lua_dir, unsigned generation, sg_lb_registry *reg,
+                                      const _Atomic int *cancel, sg_buf *report);
 /**
  * Replaces every member state of `cfg` (loaded with reg NULL) by the registry's state for
  * the same URL, so counters and error state carry on across a reload. On the loop only.
@@ -58,7 +56,7 @@ typedef struct sg_hook_ctx {
     const sg_request *req;   /* borrowed */
     const char *remote_addr; /* borrowed */
     int remote_port;
-    int table_ref;           /* LUA_NOREF until built */
+    int table_ref; /* LUA_NOREF until built */
 } sg_hook_ctx;
 
 void sg_hook_ctx_init(sg_hook_ctx *ctx, sg_config *cfg, const sg_request *req,
@@ -73,15 +71,13 @@ void sg_hook_ctx_release(sg_hook_ctx *ctx);
 int sg_lua_match(sg_hook_ctx *ctx, const sg_route *rt, bool *ok, sg_buf *err);
 
 /** Runs route.access. *status = 0 to go on; else the status and an optional body. */
-int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body,
-                  sg_buf *err);
+int sg_lua_access(sg_hook_ctx *ctx, const sg_route *route, int *status, sg_buf *body, sg_buf *err);
 
 /**
  * Evaluates an env function. Returns SG_OK with the value appended to `value` and
  * *present = true, or *present = false when it returned nil/false; SG_ERR on a Lua error.
  */
-int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present,
-               sg_buf *err);
+int sg_lua_env(sg_hook_ctx *ctx, const sg_env_entry *e, sg_buf *value, bool *present, sg_buf *err);
 
 /**
  * Runs a balancer's Lua method over the members (live fields busy, requests and usable are

@@ -36,8 +36,8 @@ typedef struct worker {
     double started;    /* monotonic seconds */
     double restart_at; /* when to start it again after a crash, 0: not pending */
     double backoff;
-    bool retiring;     /* from an older listen set: not restarted */
-    int chan;          /* owned: the master's end of the socketpair to it, -1: none */
+    bool retiring; /* from an older listen set: not restarted */
+    int chan;      /* owned: the master's end of the socketpair to it, -1: none */
 } worker;
 
 /* One message master -> worker (SOCK_SEQPACKET: one message per recvmsg). */
@@ -49,7 +49,7 @@ typedef struct msg {
 } msg;
 
 typedef struct master {
-    sg_config *cfg;    /* current generation (one reference) */
+    sg_config *cfg; /* current generation (one reference) */
     const char *lua_dir;
     int *fds;          /* owned listening sockets of the current set */
     char **texts;      /* owned */
@@ -57,9 +57,9 @@ typedef struct master {
     char **unix_paths; /* owned */
     size_t nfds;
     sg_lb_registry reg; /* member states of cfg: a forked worker continues with its copy */
-    worker *workers;   /* owned: current set first, retiring ones after */
+    worker *workers;    /* owned: current set first, retiring ones after */
     size_t nworkers, cap;
-    int want;          /* workers per set */
+    int want; /* workers per set */
     bool stopping;
     int stop_status;
     struct timespec mtime, ctime;
@@ -91,9 +91,9 @@ static bool file_changed(master *m)
     struct stat st;
     if (stat(m->cfg->file, &st) != 0)
         return false; /* mid-rename: look again next tick */
-    return st.st_ino != m->ino || st.st_size != m->size ||
-           st.st_mtim.tv_sec != m->mtime.tv_sec || st.st_mtim.tv_nsec != m->mtime.tv_nsec ||
-           st.st_ctim.tv_sec != m->ctime.tv_sec || st.st_ctim.tv_nsec != m->ctime.tv_nsec;
+    return st.st_ino != m->ino || st.st_size != m->size || st.st_mtim.tv_sec != m->mtime.tv_sec ||
+           st.st_mtim.tv_nsec != m->mtime.tv_nsec || st.st_ctim.tv_sec != m->ctime.tv_sec ||
+           st.st_ctim.tv_nsec != m->ctime.tv_nsec;
 }
 
 /* ---- the worker side of the channel (runs in the child) ---- */
@@ -136,7 +136,9 @@ static void on_channel(struct ev_loop *loop, ev_io *w, int revents)
             struct cmsghdr align;
         } ctl;
         struct iovec iov = { &mm, sizeof mm };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+        struct msghdr mh = { .msg_iov = &iov,
+                             .msg_iovlen = 1,
+                             .msg_control = ctl.buf,
                              .msg_controllen = sizeof ctl.buf };
         ssize_t n = recvmsg(w->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && errno == EINTR)
@@ -166,8 +168,10 @@ static void on_channel(struct ev_loop *loop, ev_io *w, int revents)
             if (fd < 0)
                 sg_log_error(0, "reload (%s) failed: the master sent no configuration", mm.why);
             else if (read_all_fd(fd, &src) != SG_OK)
-                sg_log_error(errno, "reload (%s) failed: cannot read the configuration the "
-                                    "master sent", mm.why);
+                sg_log_error(errno,
+                             "reload (%s) failed: cannot read the configuration the "
+                             "master sent",
+                             mm.why);
             else
                 sg_server_reload_source(ch->server, sg_buf_head(&src), src.len, mm.generation,
                                         mm.why);
@@ -256,8 +260,8 @@ static void start_worker(master *m, worker *w)
  * means the same, else keeps what it has (logged); one that closed its end is stopping or
  * gone and is left alone. Returns how many were told.
  */
-static size_t tell_workers(master *m, uint32_t cmd, unsigned generation, const char *why,
-                           int fd, bool retiring_too)
+static size_t tell_workers(master *m, uint32_t cmd, unsigned generation, const char *why, int fd,
+                           bool retiring_too)
 {
     msg mm;
     memset(&mm, 0, sizeof mm);
@@ -301,8 +305,8 @@ static size_t tell_workers(master *m, uint32_t cmd, unsigned generation, const c
             continue;
         }
         int sig = cmd == MSG_REOPEN_LOG ? SIGUSR1 : cmd == MSG_RELOAD ? 0 : SIGTERM;
-        sg_log_error(w->chan >= 0 ? errno : EBADF, "cannot tell worker %d (%s)%s", (int)w->pid,
-                     why, sig ? ", signalling it" : ", it keeps its configuration");
+        sg_log_error(w->chan >= 0 ? errno : EBADF, "cannot tell worker %d (%s)%s", (int)w->pid, why,
+                     sig ? ", signalling it" : ", it keeps its configuration");
         if (sig && kill(w->pid, sig) == 0)
             told++;
     }
@@ -343,8 +347,8 @@ static void reap(master *m)
                 sg_log_error(0, "worker %d killed by signal %d, restarting in %.1f s", (int)pid,
                              WTERMSIG(status), w->backoff);
             else
-                sg_log_error(0, "worker %d exited with status %d, restarting in %.1f s",
-                             (int)pid, WEXITSTATUS(status), w->backoff);
+                sg_log_error(0, "worker %d exited with status %d, restarting in %.1f s", (int)pid,
+                             WEXITSTATUS(status), w->backoff);
             w->restart_at = mono() + w->backoff;
             break;
         }
@@ -529,7 +533,8 @@ static void reload(master *m, const char *why)
         /* the descriptor in flight keeps the memfd alive after we close ours */
         size_t told = tell_workers(m, MSG_RELOAD, cfg->generation, why, fd, false);
         close(fd);
-        sg_log_info(0, "reload (%s): generation %u -> %u, %zu routes, %zu balancers; told %zu workers",
+        sg_log_info(0,
+                    "reload (%s): generation %u -> %u, %zu routes, %zu balancers; told %zu workers",
                     why, old, cfg->generation, cfg->nroutes, cfg->nbalancers, told);
         return;
     }
@@ -559,17 +564,22 @@ static void reload(master *m, const char *why)
     sg_lb_registry_prune(&m->reg);
     for (int i = 0; i < m->want; i++)
         start_worker(m, add_worker(m));
-    sg_log_info(0, "reload (%s): generation %u -> %u with new listen addresses; %d new workers started",
-                why, old, cfg->generation, m->want);
+    sg_log_info(
+        0, "reload (%s): generation %u -> %u with new listen addresses; %d new workers started",
+        why, old, cfg->generation, m->want);
 }
 
 static const char *signame(int sig)
 {
     switch (sig) {
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    default: return "signal";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGQUIT:
+        return "SIGQUIT";
+    default:
+        return "signal";
     }
 }
 

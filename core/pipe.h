@@ -27,8 +27,14 @@ void sg_pipe_init(sg_pipe *p);
  * copies it saves.
  */
 int sg_pipe_open(sg_pipe *p);
-static inline bool sg_pipe_is_open(const sg_pipe *p) { return p->rfd >= 0; }
-static inline size_t sg_pipe_room(const sg_pipe *p) { return p->cap > p->len ? p->cap - p->len : 0; }
+static inline bool sg_pipe_is_open(const sg_pipe *p)
+{
+    return p->rfd >= 0;
+}
+static inline size_t sg_pipe_room(const sg_pipe *p)
+{
+    return p->cap > p->len ? p->cap - p->len : 0;
+}
 /** Moves up to `max` bytes from socket `fd` in. Returns bytes (> 0), 0 on EOF, SG_AGAIN, SG_ERR. */
 ssize_t sg_pipe_fill(sg_pipe *p, int fd, size_t max);
 /** Moves what the pipe holds out to socket `fd`. Returns bytes (> 0), SG_AGAIN or SG_ERR. */

@@ -20,13 +20,13 @@
 
 /* Embedded in its owner (the hot path reads the flags inline). */
 typedef struct sg_reqbody {
-    sg_buf buf;         /* owned: body bytes for the backend (or the in-memory spool) */
-    int spool_fd;       /* owned: temp file of a large chunked body, -1 if none */
-    uint64_t received;  /* body bytes the client sent so far */
-    uint64_t left;      /* raw: bytes still to come */
-    bool raw;           /* a sized body, moved without the parser */
-    bool complete;      /* the whole body arrived */
-    bool discard;       /* nobody takes it any more: further bytes are dropped */
+    sg_buf buf;        /* owned: body bytes for the backend (or the in-memory spool) */
+    int spool_fd;      /* owned: temp file of a large chunked body, -1 if none */
+    uint64_t received; /* body bytes the client sent so far */
+    uint64_t left;     /* raw: bytes still to come */
+    bool raw;          /* a sized body, moved without the parser */
+    bool complete;     /* the whole body arrived */
+    bool discard;      /* nobody takes it any more: further bytes are dropped */
 } sg_reqbody;
 
 void sg_reqbody_init(sg_reqbody *b);

@@ -20,28 +20,28 @@ typedef struct sg_req_header {
 } sg_req_header;
 
 typedef struct sg_request {
-    sg_buf raw; /* owned: every string below, NUL-terminated */
+    sg_buf raw;             /* owned: every string below, NUL-terminated */
     sg_req_header *headers; /* owned */
     size_t nheaders, cap_headers;
     size_t uri_off, uri_len;
 
-    const char *method;  /* static (http_method_str) */
-    int method_id;       /* enum http_method */
-    const char *uri;     /* raw request-target */
+    const char *method; /* static (http_method_str) */
+    int method_id;      /* enum http_method */
+    const char *uri;    /* raw request-target */
     size_t uri_len_view;
-    const char *path;    /* decoded except %2F, slashes merged, dot segments removed */
+    const char *path; /* decoded except %2F, slashes merged, dot segments removed */
     size_t path_len;
-    const char *query;   /* raw query, "" if none */
+    const char *query; /* raw query, "" if none */
     size_t query_len;
-    const char *host;    /* validated host without port or trailing dot, from the
-                          * absolute-form target if there is one, else Host; or NULL */
+    const char *host; /* validated host without port or trailing dot, from the
+                       * absolute-form target if there is one, else Host; or NULL */
     size_t host_len;
     const char *content_type; /* or NULL */
     int http_major, http_minor;
-    int64_t content_length;   /* -1: none */
+    int64_t content_length; /* -1: none */
     bool chunked, expect_continue, keepalive, head_only, has_body;
-    bool encoded_slash;  /* the path spelled a slash %2F (kept encoded in `path`, unless a
-                          * dot segment removed it: the request is refused all the same) */
+    bool encoded_slash; /* the path spelled a slash %2F (kept encoded in `path`, unless a
+                         * dot segment removed it: the request is refused all the same) */
 } sg_request;
 
 /** Returns the first header named `name` (case-insensitive), or NULL. */

@@ -26,18 +26,18 @@
  * `out` and `pipe` describe one response and are reset by sg_response_reset.
  */
 typedef struct sg_response {
-    sg_buf out;               /* owned: bytes for the client (heads, framed body bytes) */
-    sg_pipe pipe;             /* owned: body bytes for the client after `out` (splice) */
-    const sg_request *req;    /* borrowed: the request answered (method, HTTP version) */
-    int status;               /* final status, 0 until one began */
-    bool started;             /* a final head was begun: an error can only close now */
-    bool done;                /* nothing more will be appended */
-    bool chunked;             /* body framed as chunks (HTTP/1.1, no length) */
-    bool until_close;         /* body ends when the connection closes (HTTP/1.0, no length) */
-    bool no_body;             /* the rule says no body bytes may follow the head */
-    int64_t remaining;        /* Content-Length bytes still expected, -1 if none */
-    uint64_t bytes_out;       /* body bytes given to the client, for the access log */
-    int file_fd;              /* owned: the file body (X-Sendfile), -1 if none */
+    sg_buf out;            /* owned: bytes for the client (heads, framed body bytes) */
+    sg_pipe pipe;          /* owned: body bytes for the client after `out` (splice) */
+    const sg_request *req; /* borrowed: the request answered (method, HTTP version) */
+    int status;            /* final status, 0 until one began */
+    bool started;          /* a final head was begun: an error can only close now */
+    bool done;             /* nothing more will be appended */
+    bool chunked;          /* body framed as chunks (HTTP/1.1, no length) */
+    bool until_close;      /* body ends when the connection closes (HTTP/1.0, no length) */
+    bool no_body;          /* the rule says no body bytes may follow the head */
+    int64_t remaining;     /* Content-Length bytes still expected, -1 if none */
+    uint64_t bytes_out;    /* body bytes given to the client, for the access log */
+    int file_fd;           /* owned: the file body (X-Sendfile), -1 if none */
     off_t file_off;
     uint64_t file_left;
 } sg_response;

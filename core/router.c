@@ -40,9 +40,10 @@ int sg_router_select(sg_hook_ctx *ctx, const sg_route **route, const sg_route **
         if (rt->match_pattern && r->path_len > cfg->limits.match_path_bytes) {
             /* string.find backtracks in C where the hook budget cannot stop it; the
              * pattern's cost is bounded at load for paths up to this length */
-            sg_buf_appendf(err, "path of %zu bytes is longer than limits.match_path_bytes (%zu) "
-                           "for the pattern of route %zu", r->path_len,
-                           cfg->limits.match_path_bytes, i + 1);
+            sg_buf_appendf(err,
+                           "path of %zu bytes is longer than limits.match_path_bytes (%zu) "
+                           "for the pattern of route %zu",
+                           r->path_len, cfg->limits.match_path_bytes, i + 1);
             return SG_DECLINED;
         }
         if (rt->match_pattern || rt->match_ref != LUA_NOREF) {

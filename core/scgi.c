@@ -214,7 +214,10 @@ void sg_scgi_encode(const sg_scgi_vars *vars, uint64_t content_length, sg_buf *o
     memcpy(t + o, cl, cllen);
     o += cllen;
     t[o++] = '\0';
-    memcpy(t + o, "SCGI\0" "1", sizeof "SCGI" + 2);
+    memcpy(t + o,
+           "SCGI\0"
+           "1",
+           sizeof "SCGI" + 2);
     o += sizeof "SCGI" + 2;
     for (size_t i = 0; i < vars->n; i++) {
         const sg_scgi_var *v = &vars->v[i];
@@ -269,18 +272,26 @@ enum { H_OTHER, H_STATUS, H_CONNECTION, H_HOP, H_CONTENT_LENGTH, H_LOCATION };
 static int classify(const char *n, size_t len)
 {
     switch (len) {
-    case 2: return sg_strieq(n, len, "TE") ? H_HOP : H_OTHER;
-    case 6: return sg_strieq(n, len, "Status") ? H_STATUS : H_OTHER;
-    case 7: return sg_strieq(n, len, "Upgrade") || sg_strieq(n, len, "Trailer") ? H_HOP : H_OTHER;
-    case 8: return sg_strieq(n, len, "Location") ? H_LOCATION : H_OTHER;
+    case 2:
+        return sg_strieq(n, len, "TE") ? H_HOP : H_OTHER;
+    case 6:
+        return sg_strieq(n, len, "Status") ? H_STATUS : H_OTHER;
+    case 7:
+        return sg_strieq(n, len, "Upgrade") || sg_strieq(n, len, "Trailer") ? H_HOP : H_OTHER;
+    case 8:
+        return sg_strieq(n, len, "Location") ? H_LOCATION : H_OTHER;
     case 10:
         if (sg_strieq(n, len, "Connection"))
             return H_CONNECTION;
         return sg_strieq(n, len, "Keep-Alive") ? H_HOP : H_OTHER;
-    case 14: return sg_strieq(n, len, "Content-Length") ? H_CONTENT_LENGTH : H_OTHER;
-    case 16: return sg_strieq(n, len, "Proxy-Connection") ? H_HOP : H_OTHER;
-    case 17: return sg_strieq(n, len, "Transfer-Encoding") ? H_HOP : H_OTHER;
-    default: return H_OTHER;
+    case 14:
+        return sg_strieq(n, len, "Content-Length") ? H_CONTENT_LENGTH : H_OTHER;
+    case 16:
+        return sg_strieq(n, len, "Proxy-Connection") ? H_HOP : H_OTHER;
+    case 17:
+        return sg_strieq(n, len, "Transfer-Encoding") ? H_HOP : H_OTHER;
+    default:
+        return H_OTHER;
     }
 }
 
@@ -494,37 +505,69 @@ bool sg_http_response_has_body(int status, bool head_request)
 const char *sg_http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 103:
+        return "Early Hints";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }

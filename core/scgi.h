@@ -73,14 +73,14 @@ typedef struct sg_cgi_header {
 } sg_cgi_header;
 
 typedef struct sg_cgi_head {
-    int status;              /* final status after the Status/Location rules */
-    const char *reason;      /* borrowed; may be NULL */
+    int status;         /* final status after the Status/Location rules */
+    const char *reason; /* borrowed; may be NULL */
     size_t reason_len;
-    int64_t content_length;  /* -1 when absent */
-    const sg_cgi_header *location; /* borrowed pointer into headers[], or NULL */
+    int64_t content_length;                    /* -1 when absent */
+    const sg_cgi_header *location;             /* borrowed pointer into headers[], or NULL */
     sg_cgi_header headers[SG_CGI_MAX_HEADERS]; /* passed-through headers, in order */
     size_t nheaders;
-    size_t head_len;         /* bytes of the head including the blank line */
+    size_t head_len; /* bytes of the head including the blank line */
 } sg_cgi_head;
 
 /**

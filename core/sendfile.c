@@ -149,7 +149,8 @@ static bool etag_in_list(const char *list, size_t len, const char *etag, size_t 
     return false;
 }
 
-/* Parses a single "bytes=a-b" range. Returns 1 ok, 0 ignore (absent/multi/invalid), -1 unsatisfiable. */
+/* Parses a single "bytes=a-b" range. Returns 1 ok, 0 ignore (absent/multi/invalid), -1
+ * unsatisfiable. */
 static int parse_range(const char *v, size_t len, off_t size, off_t *start, off_t *rlen)
 {
     if (len < 6 || strncasecmp(v, "bytes=", 6) != 0)
@@ -208,9 +209,8 @@ void sg_sendfile_plan_make(const sg_request *req, int backend_status, const stru
     plan->status = backend_status;
     plan->start = 0;
     plan->len = st->st_size;
-    snprintf(plan->etag, sizeof plan->etag, "\"%llx-%llx-%llx\"",
-             (unsigned long long)st->st_mtime, (unsigned long long)st->st_size,
-             (unsigned long long)st->st_ino);
+    snprintf(plan->etag, sizeof plan->etag, "\"%llx-%llx-%llx\"", (unsigned long long)st->st_mtime,
+             (unsigned long long)st->st_size, (unsigned long long)st->st_ino);
     http_date(st->st_mtime, plan->last_modified, sizeof plan->last_modified);
     if (!sg_http_status_has_body(backend_status)) {
         plan->len = 0; /* a backend 204 or 304 names a file, but no file goes out */

@@ -3,8 +3,8 @@
  * redirects", scgi-lua(8) "Routes": sendfile, sendfile_root). This module opens and vets the file
  * (absolute path, regular, readable, inside sendfile_root after symlinks, judged on the opened
  * descriptor so a swapped symlink cannot escape) and plans the answer (validators, conditional
- * requests, a single byte range). response.c streams the bytes with sendfile(2). Nothing here logs or
- * touches sockets.
+ * requests, a single byte range). response.c streams the bytes with sendfile(2). Nothing here logs
+ * or touches sockets.
  */
 #ifndef SG_SENDFILE_H
 #define SG_SENDFILE_H
@@ -25,9 +25,9 @@ int sg_sendfile_open(const char *path, size_t len, char *const *roots, size_t nr
                      struct stat *st, int *status, const char **err);
 
 typedef struct sg_sendfile_plan {
-    int status;        /* 200 (or the backend's), 206, 304, 412 or 416 */
-    off_t start, len;  /* bytes of the file to send */
-    char etag[64];     /* computed strong validator, used unless the backend sent one */
+    int status;       /* 200 (or the backend's), 206, 304, 412 or 416 */
+    off_t start, len; /* bytes of the file to send */
+    char etag[64];    /* computed strong validator, used unless the backend sent one */
     char last_modified[40];
 } sg_sendfile_plan;
 

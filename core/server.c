@@ -41,16 +41,16 @@ typedef struct sg_listener {
 
 struct sg_server {
     struct ev_loop *loop;
-    sg_config *cfg;           /* current generation (one reference) */
-    char *lua_dir;            /* owned */
-    sg_listener **listeners;  /* owned; pointers, since libev holds the embedded watchers */
+    sg_config *cfg;          /* current generation (one reference) */
+    char *lua_dir;           /* owned */
+    sg_listener **listeners; /* owned; pointers, since libev holds the embedded watchers */
     size_t nlisteners;
-    bool worker;              /* listeners inherited from a master, which also watches the file */
-    sg_conn *conns;           /* live connections */
-    sg_conn *dead;            /* closed, waiting for the sweep */
+    bool worker;    /* listeners inherited from a master, which also watches the file */
+    sg_conn *conns; /* live connections */
+    sg_conn *dead;  /* closed, waiting for the sweep */
     size_t nconns;
     bool accept_paused, stopping;
-    unsigned stop_signals;    /* stop signals this process received (only a second one exits now) */
+    unsigned stop_signals; /* stop signals this process received (only a second one exits now) */
     int exit_status;
     unsigned generation;
     /* never stopped before sg_server_free: a stopped ev_signal restores the default action,
@@ -58,12 +58,12 @@ struct sg_server {
     ev_signal sigterm, sigint, sigquit, sighup, sigusr1;
     ev_check sweep;
     ev_timer resume_accept, shutdown_timer;
-    ev_timer watch;           /* polls the config file once a second; not in workers */
-    ev_timer housekeep;       /* idle trimming, once a second in every serving process */
-    struct stat file_st;      /* what the file looked like at the last (attempted) load */
-    sg_lb_registry registry;  /* member state by URL, shared by config generations */
-    sg_loader *loader;        /* reloads run on its threads; only the swap is on the loop */
-    sg_health *health;        /* probes of the current generation, or NULL */
+    ev_timer watch;          /* polls the config file once a second; not in workers */
+    ev_timer housekeep;      /* idle trimming, once a second in every serving process */
+    struct stat file_st;     /* what the file looked like at the last (attempted) load */
+    sg_lb_registry registry; /* member state by URL, shared by config generations */
+    sg_loader *loader;       /* reloads run on its threads; only the swap is on the loop */
+    sg_health *health;       /* probes of the current generation, or NULL */
     sg_stats stats;
     uint64_t requests_last_tick, trimmed_at; /* idle heap trim (on_housekeep) */
     /* empty splice pipes kept between large responses: pipe2 + F_SETPIPE_SZ + two closes
@@ -375,8 +375,8 @@ static void on_loaded(void *data, const sg_load_result *res)
     s->generation = generation;
     s->stats.reloads_ok++;
     sg_log_info(0, "reloaded %s (%s): generation %u -> %u, %zu routes, %zu balancers, %.1f ms",
-                cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes,
-                cfg->nbalancers, (res->seconds + (ev_time() - t0)) * 1000);
+                cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes, cfg->nbalancers,
+                (res->seconds + (ev_time() - t0)) * 1000);
     sg_health_free(s->health);
     sg_config_unref(s->cfg);
     s->cfg = cfg;
@@ -569,8 +569,9 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     sg_server *s = w->data;
     SG_UNUSED(loop);
     SG_UNUSED(revents);
-    const char *name = w->signum == SIGTERM ? "SIGTERM" : w->signum == SIGINT ? "SIGINT"
-                                                                               : "SIGQUIT";
+    const char *name = w->signum == SIGTERM  ? "SIGTERM"
+                       : w->signum == SIGINT ? "SIGINT"
+                                             : "SIGQUIT";
     char why[64];
     snprintf(why, sizeof why, "second stop signal (%s)", name);
     sg_server_stop(s, s->stop_signals++ > 0, why);

@@ -12,13 +12,13 @@
 extern const double sg_stats_bounds[SG_STATS_BUCKETS];
 
 typedef struct sg_stats {
-    double started;            /* wall clock (epoch seconds) at start */
+    double started; /* wall clock (epoch seconds) at start */
     uint64_t reloads_ok, reloads_failed;
     uint64_t connections_total;
     uint64_t requests_total;
-    uint64_t by_class[6];      /* [1]..[5]: 1xx..5xx */
+    uint64_t by_class[6];               /* [1]..[5]: 1xx..5xx */
     uint64_t latency[SG_STATS_BUCKETS]; /* per bucket (not cumulative) */
-    uint64_t latency_over;     /* above the last bound */
+    uint64_t latency_over;              /* above the last bound */
     double latency_sum;
 } sg_stats;
 

@@ -232,8 +232,8 @@ static const char *method_name(enum sg_lb_method m)
 static void flags_text(unsigned flags, char out[8])
 {
     size_t n = 0;
-    if (flags & (SG_MEMBER_HOT_STANDBY | SG_MEMBER_DISABLED | SG_MEMBER_DRAIN |
-                 SG_MEMBER_IGNORE_ERRORS))
+    if (flags &
+        (SG_MEMBER_HOT_STANDBY | SG_MEMBER_DISABLED | SG_MEMBER_DRAIN | SG_MEMBER_IGNORE_ERRORS))
         out[n++] = '+';
     if (flags & SG_MEMBER_HOT_STANDBY)
         out[n++] = 'H';
@@ -363,8 +363,7 @@ static void json_member(sg_buf *o, const row *r)
     json_str(o, r->url);
     sg_buf_append_str(o, ":{\"route\":");
     json_str(o, r->m->route);
-    sg_buf_appendf(o, ",\"loadfactor\":%d,\"lbset\":%d,\"flags\":", r->m->loadfactor,
-                   r->m->lbset);
+    sg_buf_appendf(o, ",\"loadfactor\":%d,\"lbset\":%d,\"flags\":", r->m->loadfactor, r->m->lbset);
     json_str(o, flags);
     sg_buf_append_str(o, ",\"check\":");
     if (r->check) {
@@ -534,12 +533,10 @@ static const struct {
     { RM_UP, "scgi_lua_member_up", "gauge",
       "1 if the backend serves requests (state ok, standby or draining), else 0." },
     { RM_BUSY, "scgi_lua_member_busy", "gauge", "Requests in flight to the backend." },
-    { RM_REQUESTS, "scgi_lua_member_requests_total", "counter",
-      "Requests sent to the backend." },
+    { RM_REQUESTS, "scgi_lua_member_requests_total", "counter", "Requests sent to the backend." },
     { RM_FAILURES, "scgi_lua_member_failures_total", "counter",
       "Failures of the backend (connect, timeout, bad response, health check)." },
-    { RM_BYTES_TO, "scgi_lua_member_sent_bytes_total", "counter",
-      "Bytes sent to the backend." },
+    { RM_BYTES_TO, "scgi_lua_member_sent_bytes_total", "counter", "Bytes sent to the backend." },
     { RM_BYTES_FROM, "scgi_lua_member_received_bytes_total", "counter",
       "Bytes received from the backend." },
 };
@@ -564,8 +561,7 @@ static void render_prometheus(const sg_status_view *v, const row *rows, size_t n
 
     prom_family(o, "scgi_lua_reloads_total", "counter", "Configuration reloads by result.");
     sg_buf_appendf(o, "scgi_lua_reloads_total{result=\"ok\"} %" PRIu64 "\n", s->reloads_ok);
-    sg_buf_appendf(o, "scgi_lua_reloads_total{result=\"failed\"} %" PRIu64 "\n",
-                   s->reloads_failed);
+    sg_buf_appendf(o, "scgi_lua_reloads_total{result=\"failed\"} %" PRIu64 "\n", s->reloads_failed);
 
     prom_family(o, "scgi_lua_connections_open", "gauge", "Client connections open now.");
     sg_buf_appendf(o, "scgi_lua_connections_open %zu\n", v->connections_open);
@@ -573,8 +569,7 @@ static void render_prometheus(const sg_status_view *v, const row *rows, size_t n
     prom_family(o, "scgi_lua_connections_total", "counter", "Client connections accepted.");
     sg_buf_appendf(o, "scgi_lua_connections_total %" PRIu64 "\n", s->connections_total);
 
-    prom_family(o, "scgi_lua_requests_total", "counter",
-                "Requests answered, by status class.");
+    prom_family(o, "scgi_lua_requests_total", "counter", "Requests answered, by status class.");
     for (int c = 1; c <= 5; c++)
         sg_buf_appendf(o, "scgi_lua_requests_total{class=\"%dxx\"} %" PRIu64 "\n", c,
                        s->by_class[c]);
@@ -590,8 +585,7 @@ static void render_prometheus(const sg_status_view *v, const row *rows, size_t n
         sg_buf_appendf(o, "\"} %" PRIu64 "\n", cum);
     }
     cum += s->latency_over;
-    sg_buf_appendf(o, "scgi_lua_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
-                   cum);
+    sg_buf_appendf(o, "scgi_lua_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
     sg_buf_append_str(o, "scgi_lua_request_duration_seconds_sum ");
     put_num(o, s->latency_sum, false);
     sg_buf_appendf(o, "\nscgi_lua_request_duration_seconds_count %" PRIu64 "\n", cum);
@@ -660,11 +654,21 @@ static void html_strn(sg_buf *o, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         const char *esc;
         switch (c) {
-        case '&': esc = "&amp;"; break;
-        case '<': esc = "&lt;"; break;
-        case '>': esc = "&gt;"; break;
-        case '"': esc = "&quot;"; break;
-        case '\'': esc = "&#39;"; break;
+        case '&':
+            esc = "&amp;";
+            break;
+        case '<':
+            esc = "&lt;";
+            break;
+        case '>':
+            esc = "&gt;";
+            break;
+        case '"':
+            esc = "&quot;";
+            break;
+        case '\'':
+            esc = "&#39;";
+            break;
         default:
             esc = (c < 0x20 && c != '\t' && c != '\n') || c == 0x7f ? "&#xFFFD;" : NULL;
         }
@@ -704,8 +708,9 @@ static void html_backend_cells(sg_buf *o, const row *r, double now)
     sg_buf_appendf(o, "<td class=\"st %s\">%s", r->state, r->state);
     if (r->error_left > 0)
         sg_buf_appendf(o, " (%.0f s)", r->error_left);
-    sg_buf_appendf(o, "</td><td>%u</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
-                      "</td><td>%" PRIu64 "</td><td class=\"err\">",
+    sg_buf_appendf(o,
+                   "</td><td>%u</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%" PRIu64
+                   "</td><td>%" PRIu64 "</td><td class=\"err\">",
                    st->busy, st->requests, st->failures, st->bytes_to, st->bytes_from);
     html_strn(o, st->last_error, last_error_len(st));
     sg_buf_append_str(o, "</td><td>");
@@ -786,8 +791,9 @@ static void render_html(const sg_status_view *v, const row *rows, size_t nrows, 
         const sg_balancer *bal = &cfg->balancers[b];
         sg_buf_append_str(o, "<h2>Balancer <code>");
         html_str(o, bal->name);
-        sg_buf_appendf(o, "</code> (%s)</h2>\n<table>\n<tr><th>Member</th><th>Route</th>"
-                          "<th>Load factor</th><th>Set</th><th>Flags</th>%s",
+        sg_buf_appendf(o,
+                       "</code> (%s)</h2>\n<table>\n<tr><th>Member</th><th>Route</th>"
+                       "<th>Load factor</th><th>Set</th><th>Flags</th>%s",
                        method_name(bal->lb.method), html_cols);
         for (size_t i = 0; i < bal->lb.nmembers; i++, k++) {
             const row *r = &rows[k];
@@ -806,7 +812,8 @@ static void render_html(const sg_status_view *v, const row *rows, size_t nrows, 
     }
 
     if (k < nrows) {
-        sg_buf_appendf(o, "<h2>Direct backends</h2>\n<table>\n<tr><th>Backend</th><th>Routes</th>%s",
+        sg_buf_appendf(o,
+                       "<h2>Direct backends</h2>\n<table>\n<tr><th>Backend</th><th>Routes</th>%s",
                        html_cols);
         for (; k < nrows; k++) {
             const row *r = &rows[k];

@@ -17,12 +17,12 @@ enum sg_status_format { SG_STATUS_JSON, SG_STATUS_PROMETHEUS, SG_STATUS_HTML };
 
 typedef struct sg_status_view {
     const sg_stats *stats;
-    const sg_config *cfg;      /* routes and balancers with their member states */
-    double now;                /* wall clock (epoch seconds) */
+    const sg_config *cfg; /* routes and balancers with their member states */
+    double now;           /* wall clock (epoch seconds) */
     unsigned generation;
     size_t connections_open;
     int pid;
-    const char *version;       /* SG_VERSION */
+    const char *version; /* SG_VERSION */
 } sg_status_view;
 
 /** Parses ?format=json|prometheus|html (default json); returns -1 for an unknown format. */

@@ -18,7 +18,6 @@
 #include "sendfile.h"
 #include "util.h"
 
-
 static struct ev_loop *loop_of(sg_conn *c)
 {
     return sg_server_loop(c->server);
@@ -28,14 +27,17 @@ static struct ev_loop *loop_of(sg_conn *c)
 
 static bool dropped_header(const char *n, size_t len, bool pass_auth)
 {
-    static const char *names[] = { "Proxy", "Content-Length", "Content-Type", "Connection",
-                                   "Keep-Alive", "TE", "Transfer-Encoding", "Upgrade",
-                                   "Proxy-Connection", "Trailer", "Expect" };
+    static const char *names[] = {
+        "Proxy", "Content-Length",    "Content-Type", "Connection",       "Keep-Alive",
+        "TE",    "Transfer-Encoding", "Upgrade",      "Proxy-Connection", "Trailer",
+        "Expect"
+    };
     /* Expect is answered here (100 Continue); a backend must not answer it a second time */
     for (size_t i = 0; i < SG_ARRAY_LEN(names); i++)
         if (sg_strieq(n, len, names[i]))
             return true;
-    if (!pass_auth && (sg_strieq(n, len, "Authorization") || sg_strieq(n, len, "Proxy-Authorization")))
+    if (!pass_auth &&
+        (sg_strieq(n, len, "Authorization") || sg_strieq(n, len, "Proxy-Authorization")))
         return true;
     return false;
 }
@@ -188,7 +190,8 @@ static int choose_member(sg_conn *c, const sg_balancer *b)
         bool recovered = false;
         int idx = sg_lb_pick(lb, now, rp, u->tried, &recovered);
         if (recovered)
-            sg_conn_log_route(c, SG_LOG_WARN, "balancer %s: every member was out of service, trying them all again",
+            sg_conn_log_route(c, SG_LOG_WARN,
+                              "balancer %s: every member was out of service, trying them all again",
                               b->name);
         return idx;
     }
@@ -198,7 +201,8 @@ static int choose_member(sg_conn *c, const sg_balancer *b)
     size_t cand[SG_LB_MAX_MEMBERS];
     size_t n = sg_lb_candidates(lb, now, u->tried, cand, SG_LB_MAX_MEMBERS);
     if (n == 0 && sg_lb_recover(lb, now, u->tried)) {
-        sg_conn_log_route(c, SG_LOG_WARN, "balancer %s: every member was out of service, trying them all again",
+        sg_conn_log_route(c, SG_LOG_WARN,
+                          "balancer %s: every member was out of service, trying them all again",
                           b->name);
         n = sg_lb_candidates(lb, now, u->tried, cand, SG_LB_MAX_MEMBERS);
     }
@@ -210,8 +214,8 @@ static int choose_member(sg_conn *c, const sg_balancer *b)
     sg_buf err;
     sg_buf_init(&err);
     if (sg_lua_balance(&c->hook, b, usable, &idx, &err) != SG_OK) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s method failed: %.*s", b->name,
-                          (int)err.len, sg_buf_head(&err));
+        sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s method failed: %.*s", b->name, (int)err.len,
+                          sg_buf_head(&err));
         idx = -2;
     } else if (idx >= 0 && sg_lb_excluded(u->tried, (size_t)idx)) {
         idx = -1; /* already failed for this request: do not loop on it */
@@ -219,7 +223,6 @@ static int choose_member(sg_conn *c, const sg_balancer *b)
     sg_buf_free(&err);
     return idx;
 }
-
 
 /* ---- the exchange ---- */
 
@@ -299,8 +302,8 @@ static void connect_attempt(sg_conn *c)
                 sg_conn_error(c, 500, "balancer hook error");
                 return;
             }
-            sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s: no usable member%s, 503",
-                              u->bal->name, u->attempts ? " left to try" : "");
+            sg_conn_log_route(c, SG_LOG_ERROR, "balancer %s: no usable member%s, 503", u->bal->name,
+                              u->attempts ? " left to try" : "");
             sg_conn_error(c, 503, "no backend");
             return;
         }
@@ -338,8 +341,7 @@ static void connect_attempt(sg_conn *c)
  * takes the request (README "Balancers"), up to maxattempts; otherwise, or for a direct
  * backend, the client gets `status`.
  */
-static void attempt_failed(sg_conn *c, const char *why, bool replay, int status,
-                           const char *cause)
+static void attempt_failed(sg_conn *c, const char *why, bool replay, int status, const char *cause)
 {
     sg_upstream *u = &c->up;
     sg_lb_member *m = cur_member(c);
@@ -393,8 +395,8 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
     int status;
     const char *err;
     struct stat st;
-    int fd = sg_sendfile_open(sf->value, sf->value_len, rt->sendfile_root, rt->nroots, &st,
-                              &status, &err);
+    int fd = sg_sendfile_open(sf->value, sf->value_len, rt->sendfile_root, rt->nroots, &st, &status,
+                              &err);
     if (fd < 0) {
         sg_conn_log_route(c, status == 403 ? SG_LOG_WARN : SG_LOG_ERROR, "%s: \"%.*s\", %d", err,
                           (int)sf->value_len, sf->value, status);
@@ -406,8 +408,8 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
     const sg_cgi_header *lm = find_header(h, "Last-Modified");
     sg_sendfile_plan plan;
     sg_sendfile_plan_make(&c->req, h->status, &st, etag ? etag->value : NULL,
-                          etag ? etag->value_len : 0, lm ? lm->value : NULL,
-                          lm ? lm->value_len : 0, &plan);
+                          etag ? etag->value_len : 0, lm ? lm->value : NULL, lm ? lm->value_len : 0,
+                          &plan);
     if (plan.status == h->status)
         sg_response_begin(&c->resp, plan.status, h->reason, h->reason_len);
     else
@@ -423,7 +425,8 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
     if (!etag)
         sg_response_add_header(&c->resp, "ETag", 4, plan.etag, strlen(plan.etag));
     if (!lm)
-        sg_response_add_header(&c->resp, "Last-Modified", 13, plan.last_modified, strlen(plan.last_modified));
+        sg_response_add_header(&c->resp, "Last-Modified", 13, plan.last_modified,
+                               strlen(plan.last_modified));
     sg_response_add_raw(&c->resp, "Accept-Ranges: bytes\r\n", 22);
     char range[96];
     int rlen = 0;
@@ -434,7 +437,7 @@ static int serve_file(sg_conn *c, const sg_cgi_head *h, const sg_cgi_header *sf)
         rlen = snprintf(range, sizeof range, "bytes */%lld", (long long)st.st_size);
     if (rlen > 0)
         sg_response_add_header(&c->resp, "Content-Range", 13, range, (size_t)rlen);
-    sg_upstream_close(c); /* the backend's own body is not wanted */
+    sg_upstream_close(c);          /* the backend's own body is not wanted */
     sg_conn_end_head(c, plan.len); /* no Content-Length, and no file, for a 204 or 304 */
     if (c->resp.no_body || plan.len == 0) {
         close(fd);
@@ -470,8 +473,9 @@ static int internal_redirect(sg_conn *c, const sg_cgi_head *h, const sg_cgi_head
         c->orig_method = c->req.method;
     }
     if (++c->redirects > 10) {
-        sg_conn_log_route(c, SG_LOG_ERROR, "more than 10 internal redirects (last to \"%.*s\"), 500",
-                          (int)tlen, target);
+        sg_conn_log_route(c, SG_LOG_ERROR,
+                          "more than 10 internal redirects (last to \"%.*s\"), 500", (int)tlen,
+                          target);
         sg_conn_error(c, 500, "redirect loop");
         return SG_ERR;
     }
@@ -506,7 +510,6 @@ static void bad_head(sg_conn *c, const char *why)
         cur_state(c)->failures++;
     sg_conn_error(c, 502, "bad response");
 }
-
 
 /* ---- what the exchange reports (backend.c callbacks) ---- */
 
@@ -590,22 +593,23 @@ static void on_end(sg_backend_conn *b, bool whole, bool fin, int err)
     if (whole) {
         /* complete: the writer ended the framing */
     } else if (c->resp.remaining > 0) {
-        sg_conn_log_route(c, SG_LOG_ERROR,
-                          "backend %s %s %lld bytes before its Content-Length, closing the client connection",
-                          u->be->text, fin ? "closed" : "reset the connection",
-                          (long long)c->resp.remaining);
+        sg_conn_log_route(
+            c, SG_LOG_ERROR,
+            "backend %s %s %lld bytes before its Content-Length, closing the client connection",
+            u->be->text, fin ? "closed" : "reset the connection", (long long)c->resp.remaining);
         c->close_after = true;
     } else {
-        sg_conn_log_route(c, SG_LOG_ERROR,
-                          "backend %s reset the connection mid-response (%s), closing the client connection without completing the response",
-                          u->be->text, err ? strerror(err) : "its reads had failed");
+        sg_conn_log_route(
+            c, SG_LOG_ERROR,
+            "backend %s reset the connection mid-response (%s), closing the client connection without completing the response",
+            u->be->text, err ? strerror(err) : "its reads had failed");
         c->close_after = true;
     }
     release_member(c);
 }
 
-static void on_error(sg_backend_conn *b, enum sg_backend_err kind, bool replay,
-                     const char *why, int err)
+static void on_error(sg_backend_conn *b, enum sg_backend_err kind, bool replay, const char *why,
+                     int err)
 {
     sg_conn *c = conn_of(b);
     SG_UNUSED(replay); /* only a connect failure is replayable, and connect_failed knows it */
@@ -697,9 +701,9 @@ static void head_timeout(sg_conn *c)
     bool next = replay && cur_member(c) && u->attempts <= u->bal->maxattempts;
     sg_conn_log_route(c, SG_LOG_ERROR, "backend %s sent no response head within %.3gs%s",
                       u->be->text, c->route->timeout,
-                      next ? ", trying another member"
-                           : replay && cur_member(c) ? "" /* attempt_failed says 504 */
-                                                     : ", 504");
+                      next                      ? ", trying another member"
+                      : replay && cur_member(c) ? "" /* attempt_failed says 504 */
+                                                : ", 504");
     if (!blamed) { /* waiting for the client's body: not the backend's fault */
         sg_conn_error(c, 504, "backend timeout");
         return;

@@ -18,7 +18,7 @@ enum { SG_OK = 0, SG_ERR = -1, SG_AGAIN = -2, SG_DECLINED = -3 };
 
 #define SG_ERR_LEN 256
 #define SG_UNUSED(x) ((void)(x))
-#define SG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#define SG_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define SG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SG_EXPORT __attribute__((visibility("default")))
 

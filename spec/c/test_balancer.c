@@ -35,7 +35,10 @@ static void fx_init(fixture *f, enum sg_lb_method method, const mspec *s, size_t
     }
 }
 
-#define W(url, lf) { url, lf, 0, 0, NULL } /* weight only */
+#define W(url, lf)                                                                                 \
+    {                                                                                              \
+        url, lf, 0, 0, NULL                                                                        \
+    } /* weight only */
 #define FX(f, method, ...)                                                                         \
     fx_init(f, method, (const mspec[]){ __VA_ARGS__ },                                             \
             sizeof((const mspec[]){ __VA_ARGS__ }) / sizeof(mspec))
@@ -78,25 +81,46 @@ static const struct seq_case seq_cases[] = {
     { "1:1", SG_LB_BYREQUESTS, { W("a", 1), W("b", 1) }, 2, "abababab" },
     { "1:2", SG_LB_BYREQUESTS, { W("a", 1), W("b", 2) }, 2, "babbabbab" },
     { "1:1:1", SG_LB_BYREQUESTS, { W("a", 1), W("b", 1), W("c", 1) }, 3, "abcabc" },
-    { "lbset 1 idle", SG_LB_BYREQUESTS,
-      { W("a", 2), W("b", 1), { "c", 50, 1, 0, NULL } }, 3, "abaaba" },
-    { "lbset order, not config order", SG_LB_BYREQUESTS,
-      { { "a", 1, 2, 0, NULL }, { "b", 1, 1, 0, NULL } }, 2, "bbbb" },
+    { "lbset 1 idle",
+      SG_LB_BYREQUESTS,
+      { W("a", 2), W("b", 1), { "c", 50, 1, 0, NULL } },
+      3,
+      "abaaba" },
+    { "lbset order, not config order",
+      SG_LB_BYREQUESTS,
+      { { "a", 1, 2, 0, NULL }, { "b", 1, 1, 0, NULL } },
+      2,
+      "bbbb" },
     { "+D never", SG_LB_BYREQUESTS, { { "a", 5, 0, D, NULL }, W("b", 1), W("c", 1) }, 3, "bcbc" },
     { "+N no new requests", SG_LB_BYREQUESTS, { { "a", 5, 0, N, NULL }, W("b", 1) }, 2, "bbbb" },
-    { "+H while others usable", SG_LB_BYREQUESTS,
-      { { "h", 50, 0, H, NULL }, W("a", 1) }, 2, "aaaa" },
-    { "only standbys", SG_LB_BYREQUESTS,
-      { { "h", 1, 0, H, NULL }, { "i", 1, 0, H, NULL } }, 2, "hihi" },
-    { "standby of set 0 before set 1", SG_LB_BYREQUESTS,
-      { { "h", 1, 0, H, NULL }, { "b", 1, 1, 0, NULL } }, 2, "hhhh" },
+    { "+H while others usable",
+      SG_LB_BYREQUESTS,
+      { { "h", 50, 0, H, NULL }, W("a", 1) },
+      2,
+      "aaaa" },
+    { "only standbys",
+      SG_LB_BYREQUESTS,
+      { { "h", 1, 0, H, NULL }, { "i", 1, 0, H, NULL } },
+      2,
+      "hihi" },
+    { "standby of set 0 before set 1",
+      SG_LB_BYREQUESTS,
+      { { "h", 1, 0, H, NULL }, { "b", 1, 1, 0, NULL } },
+      2,
+      "hhhh" },
     { "+I is usable", SG_LB_BYREQUESTS, { { "a", 1, 0, I, NULL }, W("b", 1) }, 2, "abab" },
     { "all +D", SG_LB_BYREQUESTS, { { "a", 1, 0, D, NULL }, { "b", 1, 0, D, NULL } }, 2, "----" },
-    { "only +N and +D", SG_LB_BYREQUESTS,
-      { { "a", 1, 0, N, NULL }, { "b", 1, 0, D, NULL } }, 2, "---" },
+    { "only +N and +D",
+      SG_LB_BYREQUESTS,
+      { { "a", 1, 0, N, NULL }, { "b", 1, 0, D, NULL } },
+      2,
+      "---" },
     { "empty", SG_LB_BYREQUESTS, { W("a", 1) }, 0, "--" },
-    { "bybusyness idle = byrequests", SG_LB_BYBUSYNESS,
-      { W("a", 5), W("b", 1), W("c", 1) }, 3, "aabacaa" },
+    { "bybusyness idle = byrequests",
+      SG_LB_BYBUSYNESS,
+      { W("a", 5), W("b", 1), W("c", 1) },
+      3,
+      "aabacaa" },
     { "bytraffic idle: first", SG_LB_BYTRAFFIC, { W("a", 1), W("b", 5) }, 2, "aaaa" },
     { "lua fallback = byrequests", SG_LB_LUA, { W("a", 5), W("b", 1), W("c", 1) }, 3, "aabacaa" },
 };
@@ -364,13 +388,13 @@ struct traffic_case {
 static const struct traffic_case traffic_cases[] = {
     { 1000, 0, 1, 500, 400, 1, 1 },
     { 500, 400, 1, 1000, 0, 1, 0 },
-    { 450, 450, 1, 900, 0, 1, 0 },          /* tie: config order */
-    { 900, 0, 1, 450, 450, 1, 0 },          /* tie: config order */
-    { 2000, 0, 2, 1000, 0, 1, 0 },          /* 1000 vs 1000 */
+    { 450, 450, 1, 900, 0, 1, 0 }, /* tie: config order */
+    { 900, 0, 1, 450, 450, 1, 0 }, /* tie: config order */
+    { 2000, 0, 2, 1000, 0, 1, 0 }, /* 1000 vs 1000 */
     { 2000, 0, 2, 999, 0, 1, 1 },
-    { 3, 0, 2, 1, 0, 1, 1 },                /* 1.5 vs 1: remainders count */
-    { 3, 0, 2, 2, 0, 1, 0 },                /* 1.5 vs 2 */
-    { 0, 199, 100, 1, 0, 1, 1 },            /* 1.99 vs 1 */
+    { 3, 0, 2, 1, 0, 1, 1 },                   /* 1.5 vs 1: remainders count */
+    { 3, 0, 2, 2, 0, 1, 0 },                   /* 1.5 vs 2 */
+    { 0, 199, 100, 1, 0, 1, 1 },               /* 1.99 vs 1 */
     { UINT64_MAX, 0, 1, UINT64_MAX, 5, 1, 0 }, /* saturates: tie, not a wrapped 4 */
 };
 
@@ -476,7 +500,7 @@ static const struct route_case route_cases[] = {
     { NULL, "x=ROUTEID=q.z&ROUTEID=r.b", "ROUTEID", 32, "b" },
     { NULL, "ROUTEID=nodot", "ROUTEID", 32, NULL },
     { NULL, "ROUTEID", "ROUTEID", 32, NULL },
-    { "ROUTEID=c.c", "ROUTEID=q.b", "ROUTEID", 32, "b" },  /* the URL first */
+    { "ROUTEID=c.c", "ROUTEID=q.b", "ROUTEID", 32, "b" }, /* the URL first */
     { "ROUTEID=.c", "x=1", "ROUTEID", 32, "c" },
     { "ROUTEID=.c", "ROUTEID=nodot", "ROUTEID", 32, "c" },
 };

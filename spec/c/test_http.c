@@ -6,42 +6,47 @@
 
 struct req_case {
     const char *raw;
-    int status;            /* 0: parses; else the error status */
+    int status; /* 0: parses; else the error status */
     const char *method, *path, *query;
     long long content_length;
     int chunked;
-    const char *body;      /* de-chunked body expected */
+    const char *body; /* de-chunked body expected */
 };
 
 static const struct req_case cases[] = {
     { "GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n", 0, "GET", "/a/b", "x=1", -1, 0, "" },
     { "GET /a%20b/../c/./d HTTP/1.1\r\nHost: h:80\r\n\r\n", 0, "GET", "/c/d", "", -1, 0, "" },
-    { "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", 0, "POST", "/p", "", 5, 0, "hello" },
+    { "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", 0, "POST", "/p", "", 5, 0,
+      "hello" },
     { "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n",
       0, "POST", "/p", "", -1, 1, "hello world" },
-    { "GET http://example.com/abs?q HTTP/1.1\r\nHost: example.com\r\n\r\n", 0, "GET", "/abs", "q", -1, 0, "" },
+    { "GET http://example.com/abs?q HTTP/1.1\r\nHost: example.com\r\n\r\n", 0, "GET", "/abs", "q",
+      -1, 0, "" },
     { "GET / HTTP/1.0\r\n\r\n", 0, "GET", "/", "", -1, 0, "" },
     { "HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n", 0, "HEAD", "/h", "", -1, 0, "" },
     /* framing errors (RFC 9112 §6) */
-    { "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
-    { "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
+    { "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+      0, 0, 0, 0, 0, 0 },
+    { "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400, 0, 0, 0,
+      0, 0, 0 },
     { "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: x\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
-    { "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, 0, 0, 0, 0, 0, 0 },
-    { "GET / HTTP/1.1\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },                       /* no Host */
+    { "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501, 0, 0, 0, 0, 0,
+      0 },
+    { "GET / HTTP/1.1\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 }, /* no Host */
     { "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "GET /../etc HTTP/1.1\r\nHost: h\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "GET /a%00b HTTP/1.1\r\nHost: h\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "GET /a%zz HTTP/1.1\r\nHost: h\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "BREW / HTTP/1.1\r\nHost: h\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "GET / HTTP/1.1\r\nHost: h\r\nX: a\x01z\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
-    /* chunk framing http-parser tolerates but a strict peer would read differently */
+/* chunk framing http-parser tolerates but a strict peer would read differently */
 #define CHUNKED "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-    { CHUNKED "5\r\nhelloXY0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },         /* data not ended by CRLF */
+    { CHUNKED "5\r\nhelloXY0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },        /* data not ended by CRLF */
     { CHUNKED "5;a\nb\r\nhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 }, /* bare LF in extension */
-    { CHUNKED "5 xyz\r\nhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },   /* junk after the size */
-    { CHUNKED "5\rXhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },        /* CR without LF */
-    { CHUNKED "5\r\nhello\r\n0\r\n\rX", 400, 0, 0, 0, 0, 0, 0 },        /* final CR then any byte */
+    { CHUNKED "5 xyz\r\nhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },  /* junk after the size */
+    { CHUNKED "5\rXhello\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },       /* CR without LF */
+    { CHUNKED "5\r\nhello\r\n0\r\n\rX", 400, 0, 0, 0, 0, 0, 0 },       /* final CR then any byte */
     { CHUNKED "5\r\nhello\r\n0\r\nX Y: z\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 }, /* trailer name */
     { CHUNKED "5;a=\"b c\"\r\nhello\r\n0\r\nX-T: v\r\n\r\n", 0, "POST", "/", "", -1, 1, "hello" },
     /* absolute-form: http(s) only, and an empty path keeps its query */
@@ -61,7 +66,8 @@ static const struct req_case cases[] = {
     /* framing: Transfer-Encoding in HTTP/1.0, CONNECT */
     { "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0, 0, 0, 0, 0, 0 },
     { "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 501, 0, 0, 0, 0, 0, 0 },
-    { "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 3\r\n\r\nabc", 501, 0, 0, 0, 0, 0, 0 },
+    { "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 3\r\n\r\nabc", 501, 0, 0, 0, 0, 0,
+      0 },
     /* the routing path: slashes merged, %2F kept encoded */
     { "GET //a//b/./c/ HTTP/1.1\r\nHost: h\r\n\r\n", 0, "GET", "/a/b/c/", "", -1, 0, "" },
     { "GET /a%2fb/..%2Fc HTTP/1.1\r\nHost: h\r\n\r\n", 0, "GET", "/a%2Fb/..%2Fc", "", -1, 0, "" },
@@ -124,7 +130,8 @@ static void test_cases(void)
         for (size_t split = 0; split <= len; split++) {
             int done;
             int st = parse(t->raw, len, split, &r, &done);
-            CHECK(st == t->status, "case %zu split %zu: status %d, want %d", i, split, st, t->status);
+            CHECK(st == t->status, "case %zu split %zu: status %d, want %d", i, split, st,
+                  t->status);
             if (st || t->status)
                 continue;
             CHECK(done, "case %zu split %zu: message not complete", i, split);
@@ -181,8 +188,8 @@ static void test_headers_and_limits(void)
  * bad header line in each position, followed by the headers the access log looks up. */
 static void test_rejected_state(void)
 {
-    static const char *bad[] = { "X Bad: v", "X-Bad : v", "X-Bad\t: v", " X-Bad: v", "\tX-Bad: v",
-                                 "X-Bad", ": v", "X-\x01: v" };
+    static const char *bad[] = { "X Bad: v",   "X-Bad : v", "X-Bad\t: v", " X-Bad: v",
+                                 "\tX-Bad: v", "X-Bad",     ": v",        "X-\x01: v" };
     /* refused once the whole head is parsed (the others stop http-parser at the bad line,
      * so the headers after it are never read; what was read is still defined) */
     static const bool late[] = { true, true, false, false, false, false, false, false };
@@ -237,10 +244,12 @@ static void test_values(void)
         int keepalive, expect;
     } t[] = {
         { "GET / HTTP/1.1\r\nHost: a.example \t\r\n\r\n", "a.example", 1, 0 },
-        { "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue \r\nContent-Length: 1\r\n\r\nx", "h", 1, 1 },
+        { "POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue \r\nContent-Length: 1\r\n\r\nx", "h",
+          1, 1 },
         { "GET / HTTP/1.1\r\nHost: h\r\nConnection: ,close\r\n\r\n", "h", 0, 0 },
         { "GET / HTTP/1.1\r\nHost: h\r\nConnection: foo,,CLOSE \r\n\r\n", "h", 0, 0 },
-        { "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: , close\r\n\r\n", "h", 0, 0 },
+        { "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: , close\r\n\r\n", "h",
+          0, 0 },
         { "GET / HTTP/1.0\r\nConnection: ,keep-alive\r\n\r\n", NULL, 1, 0 },
         { "GET / HTTP/1.0\r\n\r\n", NULL, 0, 0 },
         { "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", NULL, 0, 0 },
@@ -284,18 +293,52 @@ static void test_values(void)
 
 static void test_host(void)
 {
-    static const struct { const char *v; int ok; size_t host_len; } t[] = {
-        { "", 1, 0 }, { "a", 1, 1 }, { "a.example", 1, 9 }, { "a.example:80", 1, 9 },
-        { "a.example.", 1, 9 }, { "a_b-c.d", 1, 7 }, { "127.0.0.1", 1, 9 }, { "h:", 1, 1 },
-        { "h:65535", 1, 1 }, { "[::1]", 1, 5 }, { "[::1]:8080", 1, 5 }, { "[2001:db8::1]", 1, 13 },
+    static const struct {
+        const char *v;
+        int ok;
+        size_t host_len;
+    } t[] = {
+        { "", 1, 0 },
+        { "a", 1, 1 },
+        { "a.example", 1, 9 },
+        { "a.example:80", 1, 9 },
+        { "a.example.", 1, 9 },
+        { "a_b-c.d", 1, 7 },
+        { "127.0.0.1", 1, 9 },
+        { "h:", 1, 1 },
+        { "h:65535", 1, 1 },
+        { "[::1]", 1, 5 },
+        { "[::1]:8080", 1, 5 },
+        { "[2001:db8::1]", 1, 13 },
         { "[::ffff:1.2.3.4]", 1, 16 },
-        { "example.com/\\:552", 0, 0 }, { "../123.org", 0, 0 }, { "localhost:80 x", 0, 0 },
-        { ".", 0, 0 }, { ".a", 0, 0 }, { "a..b", 0, 0 }, { "a b", 0, 0 }, { "a/b", 0, 0 },
-        { "a\\b", 0, 0 }, { "a@b", 0, 0 }, { "u@a:80", 0, 0 }, { "a%2eb", 0, 0 }, { ":80", 0, 0 },
-        { "a:b", 0, 0 }, { "a:65536", 0, 0 }, { "a:000080", 0, 0 }, { "a:-1", 0, 0 },
-        { "a:80:80", 0, 0 }, { "[::1", 0, 0 }, { "[]", 0, 0 }, { "[zz::1]", 0, 0 },
-        { "[::1]x", 0, 0 }, { "[::1]:8x", 0, 0 }, { "::1", 0, 0 }, { "a,b", 0, 0 },
-        { "[v1.x]", 0, 0 }, { "[fe80::1%25eth0]", 0, 0 }, { "a\xc3\xa9", 0, 0 },
+        { "example.com/\\:552", 0, 0 },
+        { "../123.org", 0, 0 },
+        { "localhost:80 x", 0, 0 },
+        { ".", 0, 0 },
+        { ".a", 0, 0 },
+        { "a..b", 0, 0 },
+        { "a b", 0, 0 },
+        { "a/b", 0, 0 },
+        { "a\\b", 0, 0 },
+        { "a@b", 0, 0 },
+        { "u@a:80", 0, 0 },
+        { "a%2eb", 0, 0 },
+        { ":80", 0, 0 },
+        { "a:b", 0, 0 },
+        { "a:65536", 0, 0 },
+        { "a:000080", 0, 0 },
+        { "a:-1", 0, 0 },
+        { "a:80:80", 0, 0 },
+        { "[::1", 0, 0 },
+        { "[]", 0, 0 },
+        { "[zz::1]", 0, 0 },
+        { "[::1]x", 0, 0 },
+        { "[::1]:8x", 0, 0 },
+        { "::1", 0, 0 },
+        { "a,b", 0, 0 },
+        { "[v1.x]", 0, 0 },
+        { "[fe80::1%25eth0]", 0, 0 },
+        { "a\xc3\xa9", 0, 0 },
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(t); i++) {
         size_t hl = 99;
@@ -394,25 +437,47 @@ static void test_limits(void)
 
 static void test_normalize(void)
 {
-    static const struct { const char *in, *out; int enc; } t[] = {
-        { "/", "/", 0 }, { "/a/./b", "/a/b", 0 }, { "/a/b/..", "/a/", 0 }, { "/a/b/../", "/a/", 0 },
-        { "/a/%2e%2e/b", "/b", 0 }, { "/%41", "/A", 0 }, { "/a//b", "/a/b", 0 }, { "/.", "/", 0 },
-        { "/a/..", "/", 0 }, { "//admin/x", "/admin/x", 0 }, { "///", "/", 0 }, { "/a//", "/a/", 0 },
-        { "/./admin", "/admin", 0 }, { "/.//admin", "/admin", 0 }, { "/x//../admin", "/admin", 0 },
-        { "/x/%2E%2e/admin", "/admin", 0 }, { "/x/.%2E/a", "/a", 0 }, { "/a/.", "/a/", 0 },
-        { "/a/%2e", "/a/", 0 }, { "/a/.b/..c/...", "/a/.b/..c/...", 0 },
-        { "/admin/..%2Fx", "/admin/..%2Fx", 1 }, { "/admin/..%2fx", "/admin/..%2Fx", 1 },
-        { "/a%2F", "/a%2F", 1 }, { "/%2F/x", "/%2F/x", 1 }, { "/a/%2e%2e%2Fb", "/a/..%2Fb", 1 },
-        { "/a%252Fb", "/a%2Fb", 0 }, { "/x/..%5Cadmin", "/x/..\\admin", 0 },
-        { "/x/..\\admin", "/x/..\\admin", 0 }, { "/a/b/../../c", "/c", 0 },
+    static const struct {
+        const char *in, *out;
+        int enc;
+    } t[] = {
+        { "/", "/", 0 },
+        { "/a/./b", "/a/b", 0 },
+        { "/a/b/..", "/a/", 0 },
+        { "/a/b/../", "/a/", 0 },
+        { "/a/%2e%2e/b", "/b", 0 },
+        { "/%41", "/A", 0 },
+        { "/a//b", "/a/b", 0 },
+        { "/.", "/", 0 },
+        { "/a/..", "/", 0 },
+        { "//admin/x", "/admin/x", 0 },
+        { "///", "/", 0 },
+        { "/a//", "/a/", 0 },
+        { "/./admin", "/admin", 0 },
+        { "/.//admin", "/admin", 0 },
+        { "/x//../admin", "/admin", 0 },
+        { "/x/%2E%2e/admin", "/admin", 0 },
+        { "/x/.%2E/a", "/a", 0 },
+        { "/a/.", "/a/", 0 },
+        { "/a/%2e", "/a/", 0 },
+        { "/a/.b/..c/...", "/a/.b/..c/...", 0 },
+        { "/admin/..%2Fx", "/admin/..%2Fx", 1 },
+        { "/admin/..%2fx", "/admin/..%2Fx", 1 },
+        { "/a%2F", "/a%2F", 1 },
+        { "/%2F/x", "/%2F/x", 1 },
+        { "/a/%2e%2e%2Fb", "/a/..%2Fb", 1 },
+        { "/a%252Fb", "/a%2Fb", 0 },
+        { "/x/..%5Cadmin", "/x/..\\admin", 0 },
+        { "/x/..\\admin", "/x/..\\admin", 0 },
+        { "/a/b/../../c", "/c", 0 },
         { "/a%2Fb/../c", "/c", 1 }, /* refused all the same: the target spelled %2F */
     };
     char out[64];
     for (size_t i = 0; i < SG_ARRAY_LEN(t); i++) {
         bool enc = !t[i].enc;
         long n = sg_http_normalize_path(t[i].in, strlen(t[i].in), out, &enc);
-        CHECK(n >= 0 && strcmp(out, t[i].out) == 0 && (size_t)n == strlen(out),
-              "%s -> %s, want %s", t[i].in, n >= 0 ? out : "(error)", t[i].out);
+        CHECK(n >= 0 && strcmp(out, t[i].out) == 0 && (size_t)n == strlen(out), "%s -> %s, want %s",
+              t[i].in, n >= 0 ? out : "(error)", t[i].out);
         CHECK(enc == (bool)t[i].enc, "%s: encoded_slash %d", t[i].in, enc);
     }
     bool enc;
@@ -429,7 +494,11 @@ static void test_normalize(void)
 
 static void test_log_escape(void)
 {
-    static const struct { const char *in; size_t len; const char *out; } t[] = {
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *out;
+    } t[] = {
         { "plain /a?b=c", 12, "plain /a?b=c" },
         { "a\"b", 3, "a\\x22b" },
         { "a\\b", 3, "a\\x5Cb" },

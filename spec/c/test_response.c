@@ -31,8 +31,7 @@ static bool out_is(const char *want)
     size_t n = strlen(want);
     bool ok = resp.out.len == n && memcmp(sg_buf_head(&resp.out), want, n) == 0;
     if (!ok)
-        fprintf(stderr, "got [%.*s]\nwant [%s]\n", (int)resp.out.len, sg_buf_head(&resp.out),
-                want);
+        fprintf(stderr, "got [%.*s]\nwant [%s]\n", (int)resp.out.len, sg_buf_head(&resp.out), want);
     return ok;
 }
 
@@ -70,8 +69,9 @@ static void test_reason_given(void)
     start(1, false);
     sg_response_begin(&resp, 404, "Gone Fishing", 12);
     sg_response_end_head(&resp, 0, NULL, 0, false, DATE);
-    CHECK(out_is("HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\nConnection: close\r\nDate: " DATE
-                 "\r\n\r\n"),
+    CHECK(out_is(
+              "HTTP/1.1 404 Gone Fishing\r\nContent-Length: 0\r\nConnection: close\r\nDate: " DATE
+              "\r\n\r\n"),
           "reason and Connection: close");
     stop();
 }
@@ -128,10 +128,8 @@ static void test_no_body_statuses(void)
         sg_response_begin(&resp, codes[i], NULL, 0);
         CHECK(resp.no_body, "%d has no body", codes[i]);
         sg_response_end_head(&resp, 42, NULL, 0, true, DATE);
-        CHECK(!out_has("Content-Length"), "%d: no length",
-              codes[i]);
-        CHECK(!out_has("Transfer-Encoding"), "%d: no TE",
-              codes[i]);
+        CHECK(!out_has("Content-Length"), "%d: no length", codes[i]);
+        CHECK(!out_has("Transfer-Encoding"), "%d: no TE", codes[i]);
         CHECK_INT(resp.remaining, 0);
         size_t before = resp.out.len;
         sg_response_body(&resp, "zz", 2);
@@ -154,8 +152,7 @@ static void test_head_keeps_length(void)
     sg_response_begin(&resp, 200, NULL, 0);
     CHECK(resp.no_body, "HEAD: no body");
     sg_response_end_head(&resp, 10, NULL, 0, true, DATE);
-    CHECK(out_has("Content-Length: 10\r\n"),
-          "HEAD keeps the GET's length");
+    CHECK(out_has("Content-Length: 10\r\n"), "HEAD keeps the GET's length");
     CHECK_INT(resp.remaining, 0);
     size_t before = resp.out.len;
     sg_response_body(&resp, "0123456789", 10);

@@ -49,16 +49,16 @@ typedef struct row {
 static const row rows[] = {
     { { "/a/", "/" }, 2, "/a/x", SG_OK, 1, 0 },
     { { "/a/", "/" }, 2, "/b", SG_OK, 2, 0 },
-    { { "/", "/a/" }, 2, "/a/x", SG_OK, 1, 0 },       /* order, not length, decides */
+    { { "/", "/a/" }, 2, "/a/x", SG_OK, 1, 0 }, /* order, not length, decides */
     { { "/a/", "/b/" }, 2, "/c", SG_OK, 0, 0 },
-    { { "/a/", NULL }, 2, "/zzz", SG_OK, 2, 0 },      /* no prefix: every path */
-    { { "/code/", "/x/" }, 2, "/code", SG_OK, 0, 1 }, /* redirect to the slash */
+    { { "/a/", NULL }, 2, "/zzz", SG_OK, 2, 0 },                /* no prefix: every path */
+    { { "/code/", "/x/" }, 2, "/code", SG_OK, 0, 1 },           /* redirect to the slash */
     { { "/x/", "/code/", "/code/" }, 3, "/code", SG_OK, 0, 2 }, /* the first such route */
-    { { "/code/", "/" }, 2, "/code", SG_OK, 2, 0 },   /* a match wins over the redirect */
+    { { "/code/", "/" }, 2, "/code", SG_OK, 2, 0 },             /* a match wins over the redirect */
     { { "/", "/code/" }, 2, "/code", SG_OK, 1, 0 },
     { { "/c/" }, 1, "/c", SG_OK, 0, 1 },
-    { { "/" }, 1, "", SG_OK, 0, 0 },                  /* "/" itself never redirects */
-    { { "/ab" }, 1, "/a", SG_OK, 0, 0 },              /* only a trailing slash redirects */
+    { { "/" }, 1, "", SG_OK, 0, 0 },     /* "/" itself never redirects */
+    { { "/ab" }, 1, "/a", SG_OK, 0, 0 }, /* only a trailing slash redirects */
     { { "~/p/" }, 1, "/p/0123456789abcdef", SG_DECLINED, 0, 0 }, /* 19 bytes > 16 */
     { { "~/q/", "/" }, 2, "/p/0123456789abcdef", SG_OK, 2, 0 },  /* prefix first */
 };
@@ -78,8 +78,8 @@ static void test_rows(void)
         CHECK(route == (w->route ? &f.r[w->route - 1] : NULL), "row %zu: route", i);
         CHECK(slash == (w->slash ? &f.r[w->slash - 1] : NULL), "row %zu: redirect", i);
         if (w->rc == SG_DECLINED)
-            CHECK(strstr(sg_buf_head(&err), "limits.match_path_bytes (16)") != NULL,
-                  "row %zu: %s", i, sg_buf_head(&err));
+            CHECK(strstr(sg_buf_head(&err), "limits.match_path_bytes (16)") != NULL, "row %zu: %s",
+                  i, sg_buf_head(&err));
         else
             CHECK_INT(err.len, 0);
         CASE_END();

@@ -14,7 +14,9 @@ static void test_netstring_golden(void)
     sg_scgi_set_str(&v, "SCGI", "2");             /* user value: ignored */
     sg_scgi_set_str(&v, "QUERY_STRING", "");
     sg_scgi_encode(&v, 27, &out);
-    static const char want[] = "59:CONTENT_LENGTH\0" "27\0SCGI\0" "1\0REQUEST_METHOD\0POST\0"
+    static const char want[] = "59:CONTENT_LENGTH\0"
+                               "27\0SCGI\0"
+                               "1\0REQUEST_METHOD\0POST\0"
                                "QUERY_STRING\0\0,";
     CHECK_MEM(sg_buf_head(&out), out.len, want, sizeof want - 1);
     CHECK_INT(sg_netstring_size(59), 63);
@@ -36,7 +38,10 @@ static void test_vars_rules(void)
     sg_scgi_remove(&v, "B", 1);
     sg_scgi_set(&v, "N", 1, "a\0b", 3); /* NUL cut: framing intact */
     sg_scgi_encode(&v, 0, &out);
-    static const char want[] = "39:CONTENT_LENGTH\0" "0\0SCGI\0" "1\0A\0" "3\0C\0x, y\0N\0a\0,";
+    static const char want[] = "39:CONTENT_LENGTH\0"
+                               "0\0SCGI\0"
+                               "1\0A\0"
+                               "3\0C\0x, y\0N\0a\0,";
     CHECK_MEM(sg_buf_head(&out), out.len, want, sizeof want - 1);
     size_t len;
     CHECK_STR(sg_scgi_get(&v, "C", &len), "x, y");
@@ -60,14 +65,17 @@ struct head_case {
 };
 
 static const struct head_case cases[] = {
-    { "Status: 201 Created\r\nContent-Type: text/plain\r\n\r\n", SG_OK, 201, -1, 1, "Content-Type", "text/plain" },
+    { "Status: 201 Created\r\nContent-Type: text/plain\r\n\r\n", SG_OK, 201, -1, 1, "Content-Type",
+      "text/plain" },
     { "Content-Type: text/html\n\n", SG_OK, 200, -1, 1, "Content-Type", "text/html" },
-    { "Location: http://example.com/\r\n\r\n", SG_OK, 302, -1, 1, "Location", "http://example.com/" },
+    { "Location: http://example.com/\r\n\r\n", SG_OK, 302, -1, 1, "Location",
+      "http://example.com/" },
     { "Location: /local\r\n\r\n", SG_OK, 200, -1, 1, "Location", "/local" },
     { "Status: 301\r\nLocation: http://x/\r\n\r\n", SG_OK, 301, -1, 1, "Location", "http://x/" },
     { "HTTP/1.1 404 Not Found\r\nX-A: b\r\n\r\n", SG_OK, 404, -1, 1, "X-A", "b" },
     { "HTTP/1.0 200 OK\nContent-Length: 5\n\n", SG_OK, 200, 5, 1, "Content-Length", "5" },
-    { "Content-Length: 12\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n", SG_OK, 200, 12, 1, "Content-Length", "12" },
+    { "Content-Length: 12\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n", SG_OK, 200,
+      12, 1, "Content-Length", "12" },
     { "X-Spaces:   padded   \r\n\r\n", SG_OK, 200, -1, 1, "X-Spaces", "padded" },
     { "\r\n", SG_OK, 200, -1, 0, NULL, NULL },
     { "Status: abc\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
@@ -81,21 +89,30 @@ static const struct head_case cases[] = {
     { "Content-Length: -1\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     { "Status: 200\r\nStatus: 201\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     /* interim heads parse like any other; upstream.c decides what a 1xx means */
-    { "Status: 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", SG_OK, 103, -1, 1, "Link", "</a.css>; rel=preload" },
+    { "Status: 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", SG_OK, 103, -1, 1, "Link",
+      "</a.css>; rel=preload" },
     { "HTTP/1.1 100 Continue\r\n\r\n", SG_OK, 100, -1, 0, NULL, NULL },
     /* control bytes other than tab never reach a client */
     { "X-Tab: a\tb\r\n\r\n", SG_OK, 200, -1, 1, "X-Tab", "a\tb" },
     { "X-Obs: caf\xc3\xa9\r\n\r\n", SG_OK, 200, -1, 1, "X-Obs", "caf\xc3\xa9" },
-    { "X-Bad: a\x01" "b\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "X-Bad: a\x01"
+      "b\r\n\r\n",
+      SG_ERR, 0, 0, 0, NULL, NULL },
     { "X-Bad: a\x1b[31mred\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
-    { "X-Bad: a\x7f" "b\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
-    { "X-Bad: a\x0b" "b\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
+    { "X-Bad: a\x7f"
+      "b\r\n\r\n",
+      SG_ERR, 0, 0, 0, NULL, NULL },
+    { "X-Bad: a\x0b"
+      "b\r\n\r\n",
+      SG_ERR, 0, 0, 0, NULL, NULL },
     { "Status: 200 O\x7fK\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     { "Status: 200 O\x1bK\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     { "HTTP/1.1 200 O\x7fK\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     /* names a Connection header lists are hop-by-hop, wherever they stand */
-    { "X-Hop: 1\r\nConnection: x-hop, close\r\nX-Keep: 2\r\n\r\n", SG_OK, 200, -1, 1, "X-Keep", "2" },
-    { "Connection: X-A\r\nX-Keep: 1\r\nX-A: 1\r\nConnection: X-B\r\nX-B: 2\r\n\r\n", SG_OK, 200, -1, 1, "X-Keep", "1" },
+    { "X-Hop: 1\r\nConnection: x-hop, close\r\nX-Keep: 2\r\n\r\n", SG_OK, 200, -1, 1, "X-Keep",
+      "2" },
+    { "Connection: X-A\r\nX-Keep: 1\r\nX-A: 1\r\nConnection: X-B\r\nX-B: 2\r\n\r\n", SG_OK, 200, -1,
+      1, "X-Keep", "1" },
     { "Connection: close\r\nX-Keep: 1\r\n\r\n", SG_OK, 200, -1, 1, "X-Keep", "1" },
 };
 
@@ -126,8 +143,10 @@ static void test_head_cases(void)
         CHECK_INT(h.content_length, t->cl);
         CHECK_INT(h.nheaders, t->nheaders);
         if (t->first_name && h.nheaders) {
-            CHECK_MEM(h.headers[0].name, h.headers[0].name_len, t->first_name, strlen(t->first_name));
-            CHECK_MEM(h.headers[0].value, h.headers[0].value_len, t->first_value, strlen(t->first_value));
+            CHECK_MEM(h.headers[0].name, h.headers[0].name_len, t->first_name,
+                      strlen(t->first_name));
+            CHECK_MEM(h.headers[0].value, h.headers[0].value_len, t->first_value,
+                      strlen(t->first_value));
         }
         CASE_END();
     }
@@ -188,8 +207,10 @@ static void test_head_limits(void)
 /* the one-pass sg_strieq against the strlen + strncasecmp definition it replaced */
 static void test_strieq_fmt(void)
 {
-    static const char *a[] = { "Host", "host", "HOST", "Hos", "Hostx", "H\0st", "", "@", "`",
-                               "[", "{", "Content-Length", "content-lengtH", "TE", "te" };
+    static const char *a[] = {
+        "Host", "host",           "HOST",           "Hos", "Hostx", "H\0st", "", "@", "`", "[",
+        "{",    "Content-Length", "content-lengtH", "TE",  "te"
+    };
     static const char *b[] = { "Host", "", "@", "{", "Content-Length", "TE", "Hos" };
     for (size_t i = 0; i < SG_ARRAY_LEN(a); i++)
         for (size_t j = 0; j < SG_ARRAY_LEN(b); j++) {
@@ -197,8 +218,9 @@ static void test_strieq_fmt(void)
             int want = strlen(b[j]) == alen && strncasecmp(a[i], b[j], alen) == 0;
             CHECK_INT(sg_strieq(a[i], alen, b[j]), want);
         }
-    static const unsigned long long nums[] = { 0, 7, 9, 10, 42, 99, 100, 101, 999, 1000, 65535,
-                                               1234567890123ull, 18446744073709551615ull };
+    static const unsigned long long nums[] = {
+        0, 7, 9, 10, 42, 99, 100, 101, 999, 1000, 65535, 1234567890123ull, 18446744073709551615ull
+    };
     for (size_t i = 0; i < SG_ARRAY_LEN(nums); i++) {
         char got[32], want[32];
         size_t n = sg_fmt_u64(got, nums[i], 10);

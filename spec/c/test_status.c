@@ -49,11 +49,11 @@ static int hexval(int c)
 static bool j_string(jp *j, char *out, size_t cap, size_t *outlen)
 {
     size_t n = 0;
-#define PUT(ch)                                                                                \
-    do {                                                                                       \
-        if (out && n + 1 < cap)                                                                \
-            out[n] = (char)(ch);                                                               \
-        n++;                                                                                   \
+#define PUT(ch)                                                                                    \
+    do {                                                                                           \
+        if (out && n + 1 < cap)                                                                    \
+            out[n] = (char)(ch);                                                                   \
+        n++;                                                                                       \
     } while (0)
     if (j->p >= j->end || *j->p != '"')
         return j_fail(j, "string expected");
@@ -74,12 +74,26 @@ static bool j_string(jp *j, char *out, size_t cap, size_t *outlen)
             return j_fail(j, "unterminated escape");
         c = (unsigned char)*j->p++;
         switch (c) {
-        case '"': case '\\': case '/': PUT(c); break;
-        case 'b': PUT('\b'); break;
-        case 'f': PUT('\f'); break;
-        case 'n': PUT('\n'); break;
-        case 'r': PUT('\r'); break;
-        case 't': PUT('\t'); break;
+        case '"':
+        case '\\':
+        case '/':
+            PUT(c);
+            break;
+        case 'b':
+            PUT('\b');
+            break;
+        case 'f':
+            PUT('\f');
+            break;
+        case 'n':
+            PUT('\n');
+            break;
+        case 'r':
+            PUT('\r');
+            break;
+        case 't':
+            PUT('\t');
+            break;
         case 'u': {
             if (j->end - j->p < 4)
                 return j_fail(j, "short \\u escape");
@@ -613,8 +627,8 @@ static void fx_init(fixture *fx)
     sg_stats_record(s, 201, 0.003);
     sg_stats_record(s, 302, 0.2);
     sg_stats_record(s, 404, 0.02);
-    sg_stats_record(s, 503, 99);      /* above every bound: only +Inf */
-    sg_stats_record(s, 101, 0.001);   /* exactly on a bound: that bucket */
+    sg_stats_record(s, 503, 99);    /* above every bound: only +Inf */
+    sg_stats_record(s, 101, 0.001); /* exactly on a bound: that bucket */
 
     sg_config *c = &fx->cfg;
     c->generation = 3;
@@ -847,8 +861,7 @@ static void test_json(void)
     }
     CHECK(jnull(JGET(s, "balancers", "web", "members", "scgi://127.0.0.1:4002", "route")),
           "no route -> null");
-    CHECK_STR(jnum(JGET(s, "balancers", "web", "members", "scgi://127.0.0.1:4002", "lbset")),
-              "1");
+    CHECK_STR(jnum(JGET(s, "balancers", "web", "members", "scgi://127.0.0.1:4002", "lbset")), "1");
 
     /* the hostile strings round-trip exactly, and raw control characters never appear */
     const char *e = JGET(s, "balancers", "web", "members", EVIL_URL);
@@ -905,8 +918,17 @@ static void test_json(void)
 
     /* the validator itself rejects what it must */
     static const char *const bad[] = {
-        "{\"a\":1,}", "{\"a\":1 \"b\":2}", "[1,2", "\"a\nb\"", "{\"a\":01}", "{\"a\":1.}",
-        "{\"a\":\"\\x\"}", "{\"a\":1,\"a\":2}", "{\"a\":1}x", "{'a':1}", "NaN",
+        "{\"a\":1,}",
+        "{\"a\":1 \"b\":2}",
+        "[1,2",
+        "\"a\nb\"",
+        "{\"a\":01}",
+        "{\"a\":1.}",
+        "{\"a\":\"\\x\"}",
+        "{\"a\":1,\"a\":2}",
+        "{\"a\":1}x",
+        "{'a':1}",
+        "NaN",
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++)
         CHECK(json_validate(bad[i], strlen(bad[i]), NULL) != NULL, "accepted %s", bad[i]);
@@ -947,8 +969,8 @@ static void test_prometheus(void)
         const char *q = strchr(p, '"');
         inf_last = (size_t)(q - p) == 4 && memcmp(p, "+Inf", 4) == 0;
         if (!inf_last && nb < SG_STATS_BUCKETS)
-            CHECK(strtod(p, NULL) == sg_stats_bounds[nb], "bucket %d bound %.*s", nb,
-                  (int)(q - p), p);
+            CHECK(strtod(p, NULL) == sg_stats_bounds[nb], "bucket %d bound %.*s", nb, (int)(q - p),
+                  p);
         double c = strtod(q + 3, NULL);
         CHECK(c >= prev, "bucket %d not cumulative", nb);
         prev = c;
@@ -984,23 +1006,25 @@ static void test_prometheus(void)
         const char *url;
         int up;
     } ups[] = {
-        { "scgi://127.0.0.1:4001", 1 }, { "scgi://127.0.0.1:4002", 1 },
-        { "scgi://127.0.0.1:4003", 0 }, { "scgi://127.0.0.1:4005", 0 },
+        { "scgi://127.0.0.1:4001", 1 },
+        { "scgi://127.0.0.1:4002", 1 },
+        { "scgi://127.0.0.1:4003", 0 },
+        { "scgi://127.0.0.1:4005", 0 },
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(ups); i++) {
-        snprintf(key, sizeof key, "scgi_lua_member_up{balancer=\"web\",member=\"%s\"}",
-                 ups[i].url);
+        snprintf(key, sizeof key, "scgi_lua_member_up{balancer=\"web\",member=\"%s\"}", ups[i].url);
         CHECK(prom_get(s, key) == ups[i].up, "up of %s", ups[i].url);
     }
     CHECK(prom_get(s, "scgi_lua_member_up{balancer=\"api<script>\","
                       "member=\"scgi+unix:/run/api.sock\"}") == 1,
           "api member");
     /* a direct backend: one series per URL, whichever routes share it */
-    CHECK(prom_get(s, "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}") ==
-              42,
+    CHECK(prom_get(s, "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}") == 42,
           "direct backend requests");
-    const char *first = strstr(s, "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}");
-    CHECK(first && !strstr(first + 1, "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}"),
+    const char *first = strstr(s,
+                               "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}");
+    CHECK(first && !strstr(first + 1,
+                           "scgi_lua_member_requests_total{member=\"scgi://127.0.0.1:5000/\"}"),
           "the shared backend has more than one series");
     CHECK(prom_get(s, "scgi_lua_member_up{member=\"scgi+unix:/run/\\\"odd\\\".sock\"}") == 0,
           "direct backend in error");
@@ -1018,15 +1042,15 @@ static void test_prometheus(void)
 
     /* the checker rejects what it must */
     static const char *const bad[] = {
-        "x 1\n",                                               /* no HELP/TYPE */
-        "# HELP x h\n# TYPE x gauge\nx 1",                     /* no final newline */
-        "# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n",       /* repeated */
-        "# HELP x h\n# TYPE x counter\nx 1\n",                 /* counter without _total */
-        "# HELP x h\n# TYPE x gauge\nx{a=\"\\q\"} 1\n",        /* bad escape */
-        "# HELP x h\n# TYPE x gauge\nx{a=b} 1\n",              /* unquoted */
+        "x 1\n",                                         /* no HELP/TYPE */
+        "# HELP x h\n# TYPE x gauge\nx 1",               /* no final newline */
+        "# HELP x h\n# TYPE x gauge\nx 1\n# HELP x h\n", /* repeated */
+        "# HELP x h\n# TYPE x counter\nx 1\n",           /* counter without _total */
+        "# HELP x h\n# TYPE x gauge\nx{a=\"\\q\"} 1\n",  /* bad escape */
+        "# HELP x h\n# TYPE x gauge\nx{a=b} 1\n",        /* unquoted */
         "# HELP x h\n# TYPE x gauge\n# HELP y h\n# TYPE y gauge\nx 1\ny 1\nx 2\n",
-        "# HELP 1x h\n# TYPE 1x gauge\n1x 1\n",                /* bad name */
-        "# HELP x h\n# TYPE x gauge\nx one\n",                 /* bad value */
+        "# HELP 1x h\n# TYPE 1x gauge\n1x 1\n", /* bad name */
+        "# HELP x h\n# TYPE x gauge\nx one\n",  /* bad value */
     };
     for (size_t i = 0; i < SG_ARRAY_LEN(bad); i++)
         CHECK(prom_validate(bad[i], strlen(bad[i])) != NULL, "accepted bad[%zu]", i);
@@ -1056,7 +1080,8 @@ static void test_html(void)
     CHECK(strstr(s, "<td>01:02:03</td>") != NULL, "uptime");
     CHECK(strstr(s, "<th class=\"k\">PID</th><td>4321</td>") != NULL, "pid");
     CHECK(strstr(s, "Balancer <code>web</code> (bybusyness)") != NULL, "balancer heading");
-    static const char *const st[] = { ">ok<", ">standby<", ">draining<", ">disabled (100 s)<",
+    static const char *const st[] = { ">ok<",          ">standby<",
+                                      ">draining<",    ">disabled (100 s)<",
                                       ">error (8 s)<", ">check-failed<" };
     for (size_t i = 0; i < SG_ARRAY_LEN(st); i++)
         CHECK(strstr(s, st[i]) != NULL, "state %s", st[i]);
@@ -1096,7 +1121,8 @@ static void test_empty(void)
         size_t n;
         char *s = render(&v, SG_STATUS_JSON, &n);
         CHECK(json_validate(s, n, NULL) == NULL, "empty JSON invalid: %s", s);
-        CHECK(strstr(s, "\"balancers\":{},\"backends\":{},\"routes\":[]}") != NULL, "empty lists: %s", s);
+        CHECK(strstr(s, "\"balancers\":{},\"backends\":{},\"routes\":[]}") != NULL,
+              "empty lists: %s", s);
         CHECK_STR(jnum(JGET(s, "uptime_seconds")), "0");
         CHECK_STR(jstr(JGET(s, "version")), SG_VERSION);
         free(s);

@@ -32,8 +32,10 @@ static bool within(const char *p, size_t len, const char *lo, size_t cap)
     return p >= lo && p <= lo + cap && len <= (size_t)(lo + cap - p);
 }
 
-static const char *const hop[] = { "Connection", "Keep-Alive", "Transfer-Encoding", "TE",
-                                   "Upgrade", "Proxy-Connection", "Trailer", "Status" };
+static const char *const hop[] = {
+    "Connection", "Keep-Alive",       "Transfer-Encoding", "TE",
+    "Upgrade",    "Proxy-Connection", "Trailer",           "Status"
+};
 
 /* Parses buf[0,len) from an exact-size copy and checks what sg_cgi_parse reports. */
 static void parse_and_check(const char *src, size_t len)
@@ -52,8 +54,8 @@ static void parse_and_check(const char *src, size_t len)
     if (h->reason) {
         FUZZ_CHECK(within(h->reason, h->reason_len, buf, len), "reason-outside",
                    "reason outside the head");
-        FUZZ_CHECK(!bad_char(h->reason, h->reason_len), "bad-char-in-reason",
-                   "reason \"%.*s\"", (int)h->reason_len, h->reason);
+        FUZZ_CHECK(!bad_char(h->reason, h->reason_len), "bad-char-in-reason", "reason \"%.*s\"",
+                   (int)h->reason_len, h->reason);
     } else {
         FUZZ_CHECK(h->reason_len == 0, "reason-len", "NULL reason of %zu bytes", h->reason_len);
     }
@@ -61,8 +63,8 @@ static void parse_and_check(const char *src, size_t len)
     bool saw_location = false;
     for (size_t i = 0; i < h->nheaders; i++) {
         const sg_cgi_header *hd = &h->headers[i];
-        FUZZ_CHECK(hd->name_len > 0 && within(hd->name, hd->name_len, buf, len),
-                   "header-outside", "header %zu name outside the head", i);
+        FUZZ_CHECK(hd->name_len > 0 && within(hd->name, hd->name_len, buf, len), "header-outside",
+                   "header %zu name outside the head", i);
         FUZZ_CHECK(within(hd->value, hd->value_len, buf, len), "header-outside",
                    "header %zu value outside the head", i);
         FUZZ_CHECK(!bad_char(hd->name, hd->name_len) && memchr(hd->name, ':', hd->name_len) == 0,
@@ -77,8 +79,7 @@ static void parse_and_check(const char *src, size_t len)
             saw_location = true;
     }
     if (h->location)
-        FUZZ_CHECK(saw_location && sg_strieq(h->location->name, h->location->name_len,
-                                             "Location"),
+        FUZZ_CHECK(saw_location && sg_strieq(h->location->name, h->location->name_len, "Location"),
                    "location", "location does not point at a Location header of headers[]");
 out:
     free(h);
@@ -114,8 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(scan <= got, "scan-range", "scan %zu past %zu bytes", scan, got);
     }
     FUZZ_CHECK(inc == whole, "incremental-vs-whole",
-               "max %zu, %zu bytes: %ld when read %zu at a time (stopped at %zu), %ld at once",
-               max, len, inc, step, got, whole);
+               "max %zu, %zu bytes: %ld when read %zu at a time (stopped at %zu), %ld at once", max,
+               len, inc, step, got, whole);
 
     if (whole > 0) {
         const char *e = in + whole;

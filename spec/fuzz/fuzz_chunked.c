@@ -245,8 +245,10 @@ static int ref_dechunk(const uint8_t *p, size_t len, ref_result *r)
             if (i == name || p[i] != ':')
                 return bad(r, i, "trailer-name");
             /* framing fields have no place in trailers (RFC 9110 §6.5.1): refused */
-            if ((i - name == 14 && strncasecmp((const char *)p + name, "content-length", 14) == 0) ||
-                (i - name == 17 && strncasecmp((const char *)p + name, "transfer-encoding", 17) == 0))
+            if ((i - name == 14 &&
+                 strncasecmp((const char *)p + name, "content-length", 14) == 0) ||
+                (i - name == 17 &&
+                 strncasecmp((const char *)p + name, "transfer-encoding", 17) == 0))
                 return bad(r, name, "trailer-framing-field");
             for (i++; i < len && field_char(p[i]); i++)
                 ;
@@ -265,7 +267,7 @@ enum { GW_ERROR, GW_DONE, GW_MORE };
 typedef struct gw_result {
     int state, status;
     const char *err;
-    size_t end;    /* GW_DONE: bytes after the head the message took */
+    size_t end; /* GW_DONE: bytes after the head the message took */
     fuzz_log body;
 } gw_result;
 
@@ -347,8 +349,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    "message complete after %zu bytes, reference: %s at byte %zu", gw.end,
                    ref.state == REF_BAD ? ref.tag : "needs more", ref.end);
         if (ref.state == REF_DONE) {
-            FUZZ_CHECK(gw.end == ref.end, "message-end",
-                       "the message ends at %zu, reference %zu", gw.end, ref.end);
+            FUZZ_CHECK(gw.end == ref.end, "message-end", "the message ends at %zu, reference %zu",
+                       gw.end, ref.end);
             FUZZ_CHECK(gw.body.len == ref.body.len && is_prefix(&gw.body, &ref.body), "body",
                        "%zu body bytes delivered, reference %zu (or they differ)", gw.body.len,
                        ref.body.len);
@@ -363,11 +365,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (ref.state == REF_DONE) {
         FUZZ_CHECK(false, gw.state == GW_ERROR ? "rejected-valid" : "incomplete-valid",
                    "a valid %zu-byte chunked body: gateway %s %d (%s)", ref.end,
-                   gw.state == GW_ERROR ? "error" : "waits", gw.status,
-                   gw.err ? gw.err : "-");
+                   gw.state == GW_ERROR ? "error" : "waits", gw.status, gw.err ? gw.err : "-");
     } else { /* the reference needs more: so must the gateway */
-        FUZZ_CHECK(gw.state == GW_MORE, "rejected-valid",
-                   "a valid prefix rejected with %d (%s)", gw.status, gw.err ? gw.err : "-");
+        FUZZ_CHECK(gw.state == GW_MORE, "rejected-valid", "a valid prefix rejected with %d (%s)",
+                   gw.status, gw.err ? gw.err : "-");
     }
     if (ref.state != REF_BAD)
         FUZZ_CHECK(is_prefix(&gw.body, &ref.body), "body",

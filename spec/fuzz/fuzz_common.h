@@ -30,15 +30,15 @@ static inline bool fuzz_ignored(const char *tag)
 }
 
 /* `tag` is a short kebab-case name for the property; run.sh turns it into a file name. */
-#define FUZZ_CHECK(cond, tag, ...)                                                        \
-    do {                                                                                  \
-        if (!(cond) && !fuzz_ignored(tag)) {                                              \
-            fprintf(stderr, "fuzz check failed [%s] at %s:%d: %s: ", tag, __FILE__,       \
-                    __LINE__, #cond);                                                     \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fputc('\n', stderr);                                                          \
-            abort();                                                                      \
-        }                                                                                 \
+#define FUZZ_CHECK(cond, tag, ...)                                                                 \
+    do {                                                                                           \
+        if (!(cond) && !fuzz_ignored(tag)) {                                                       \
+            fprintf(stderr, "fuzz check failed [%s] at %s:%d: %s: ", tag, __FILE__, __LINE__,      \
+                    #cond);                                                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* A growable byte log: each harness writes an outcome transcript and compares two runs. */

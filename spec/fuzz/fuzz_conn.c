@@ -11,11 +11,11 @@
  * Input: CLIENT ["\n@@backend@@\n" REPLY]. REPLY may hold "\n@@next@@\n" marks: the n-th
  * backend connection sends the n-th reply (the last one again when there are fewer), so an
  * internal redirect or a failover can get another answer. Client and replies may hold
- * "\n@@pause@@\n" marks that cut them into segments. Step k writes client segment k and, on every backend connection,
- * its next reply segment (a connection accepted at step j sends segment 0 at once, segment
- * i at step j + i), then runs the loop until nothing is left to do. A backend connection
- * half-closes after its last segment (no REPLY: at once) and reads until the gateway closes.
- * Then the client half-closes, the backends are closed, the client resets the connection.
+ * "\n@@pause@@\n" marks that cut them into segments. Step k writes client segment k and, on every
+ * backend connection, its next reply segment (a connection accepted at step j sends segment 0 at
+ * once, segment i at step j + i), then runs the loop until nothing is left to do. A backend
+ * connection half-closes after its last segment (no REPLY: at once) and reads until the gateway
+ * closes. Then the client half-closes, the backends are closed, the client resets the connection.
  * "@DIR@" in REPLY stands for the temp dir, which holds f.txt for X-Sendfile (/sf/ route).
  *
  * Properties: the loop settles (no busy loop on a descriptor nobody serves); what the client
@@ -77,7 +77,7 @@ typedef struct part {
 
 typedef struct backend_conn {
     int fd;
-    int accepted_at; /* step */
+    int accepted_at;   /* step */
     const part *reply; /* what it sends */
     size_t seg, off;   /* next byte to send: segment, offset in it */
     bool wr_closed;
@@ -92,7 +92,7 @@ static struct {
     sg_server *server;
     sg_config *cfg; /* borrowed from the server */
     int listen_port;
-    int backend_lfd[2]; /* be.sock, be2.sock: the same backend */
+    int backend_lfd[2];    /* be.sock, be2.sock: the same backend */
     unsigned pending;      /* watchers invoked during one ev_run */
     unsigned pending_idle; /* ... by an idle loop (the server's sweep check) */
     int base_sockets, base_pipes;
@@ -213,28 +213,29 @@ static void init(void)
     char path[256], cfg[4096];
     snprintf(path, sizeof path, "%s/f.txt", H.dir);
     write_file(path, "a file served with sendfile(2)\n");
-    snprintf(cfg, sizeof cfg,
-             "local be = 'scgi+unix:%s'\n"
-             "return {\n"
-             "  listen = '127.0.0.1:0', workers = 1, log_level = 'error', access_log = false,\n"
-             "  timeouts = { client_header = 30, client_body = 30, keepalive = 30, connect = 30,\n"
-             "               backend = 30, send = 30, shutdown = 1 },\n"
-             "  limits = { header_bytes = 4096, headers = 32, body_bytes = 65536,\n"
-             "             connections = 64 },\n"
-             "  status = { path = '/status' },\n"
-             "  balancers = { b = { members = { { url = be, retry = 0 },\n"
-             "    { url = 'unix:%s|scgi://localhost/', retry = 0, route = 'two' } },\n"
-             "    sticky = 'ROUTEID' } },\n"
-             "  routes = {\n"
-             "    { path = '/lua/', pass = be,\n"
-             "      access = function(req) if req.query == 'deny' then return 403, 'no\\n' end end,\n"
-             "      env = { X_HOOK = function(req) return req.headers['x-a'] end, STATIC = '1' } },\n"
-             "    { path = '/bal/', pass = 'balancer://b/' },\n"
-             "    { path = '/sf/', pass = be, sendfile = true, sendfile_root = '%s' },\n"
-             "    { path = '/', pass = be },\n"
-             "  },\n"
-             "}\n",
-             H.sock[0], H.sock[1], H.dir);
+    snprintf(
+        cfg, sizeof cfg,
+        "local be = 'scgi+unix:%s'\n"
+        "return {\n"
+        "  listen = '127.0.0.1:0', workers = 1, log_level = 'error', access_log = false,\n"
+        "  timeouts = { client_header = 30, client_body = 30, keepalive = 30, connect = 30,\n"
+        "               backend = 30, send = 30, shutdown = 1 },\n"
+        "  limits = { header_bytes = 4096, headers = 32, body_bytes = 65536,\n"
+        "             connections = 64 },\n"
+        "  status = { path = '/status' },\n"
+        "  balancers = { b = { members = { { url = be, retry = 0 },\n"
+        "    { url = 'unix:%s|scgi://localhost/', retry = 0, route = 'two' } },\n"
+        "    sticky = 'ROUTEID' } },\n"
+        "  routes = {\n"
+        "    { path = '/lua/', pass = be,\n"
+        "      access = function(req) if req.query == 'deny' then return 403, 'no\\n' end end,\n"
+        "      env = { X_HOOK = function(req) return req.headers['x-a'] end, STATIC = '1' } },\n"
+        "    { path = '/bal/', pass = 'balancer://b/' },\n"
+        "    { path = '/sf/', pass = be, sendfile = true, sendfile_root = '%s' },\n"
+        "    { path = '/', pass = be },\n"
+        "  },\n"
+        "}\n",
+        H.sock[0], H.sock[1], H.dir);
     snprintf(path, sizeof path, "%s/gw.lua", H.dir);
     write_file(path, cfg);
 
@@ -408,7 +409,8 @@ static bool pump(void)
         size_t k = (size_t)R.naccepted - 1;
         if (k >= R.nreplies)
             k = R.nreplies - 1; /* (size_t)-1 when there are none: no reply */
-        R.be[R.nbe++] = (backend_conn){ .fd = fd, .accepted_at = R.step,
+        R.be[R.nbe++] = (backend_conn){ .fd = fd,
+                                        .accepted_at = R.step,
                                         .reply = R.nreplies ? &R.reply[k] : NULL };
     }
     for (int i = 0; i < R.nbe; i++) {
@@ -500,7 +502,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const size_t nl = sizeof SEP_NEXT - 1;
         for (;;) {
             const uint8_t *m = R.nreplies + 1 < MAX_REPLIES
-                                   ? memmem(p, (size_t)(end - p), SEP_NEXT, nl) : NULL;
+                                   ? memmem(p, (size_t)(end - p), SEP_NEXT, nl)
+                                   : NULL;
             split(&R.reply[R.nreplies++], p, m ? (size_t)(m - p) : (size_t)(end - p));
             if (!m)
                 break;
@@ -519,7 +522,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         die("client socket");
     struct linger lg = { 1, 0 }; /* close with a reset: no TIME_WAIT port per input */
     setsockopt(R.cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)H.listen_port),
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)H.listen_port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     if (connect(R.cfd, (struct sockaddr *)&a, sizeof a) != 0 && errno != EINPROGRESS)
         die("connect");
@@ -554,7 +558,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (R.out_len) {
         size_t n = R.out_len < sizeof R.head ? R.out_len : sizeof R.head;
         bool ok = n >= 13 && memcmp(R.head, "HTTP/1.1 ", 9) == 0 && R.head[12] == ' ';
-        int status = ok ? (R.head[9] - '0') * 100 + (R.head[10] - '0') * 10 + (R.head[11] - '0') : 0;
+        int status = ok ? (R.head[9] - '0') * 100 + (R.head[10] - '0') * 10 + (R.head[11] - '0')
+                        : 0;
         FUZZ_CHECK(ok && status >= 100 && status <= 599, "response-start",
                    "the client read \"%.*s\"... (%zu bytes)", (int)n, R.head, R.out_len);
     }
@@ -566,8 +571,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     count_fds(&sockets, &pipes);
     FUZZ_CHECK(sockets == H.base_sockets, "fd-leak", "%d sockets open, %d before", sockets,
                H.base_sockets);
-    FUZZ_CHECK(pipes <= H.base_pipes + 2 * POOL_PIPES, "fd-leak", "%d pipes open, %d before",
-               pipes, H.base_pipes);
+    FUZZ_CHECK(pipes <= H.base_pipes + 2 * POOL_PIPES, "fd-leak", "%d pipes open, %d before", pipes,
+               H.base_pipes);
     return 0;
 }
 

@@ -27,12 +27,12 @@ static const struct {
 } limits[] = { { 512, 8 }, { 4096, 20 }, { 16384, 100 }, { 16384, 100 } };
 
 typedef struct run {
-    fuzz_log log;          /* outcome transcript, compared between the two runs */
+    fuzz_log log; /* outcome transcript, compared between the two runs */
     const sg_http *h;
     const sg_request *req;
     size_t stream_len;
-    size_t body_total;     /* body bytes over the whole stream */
-    fuzz_log body;         /* body of the current request */
+    size_t body_total;             /* body bytes over the whole stream */
+    fuzz_log body;                 /* body of the current request */
     const char *feed_lo, *feed_hi; /* the slice passed to the current sg_http_feed */
 } run;
 
@@ -174,9 +174,8 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
     bool in_uri = true;
     if (q->query_len) {
         in_uri = within(q->query, q->query_len, q->uri, q->uri + q->uri_len_view);
-        FUZZ_CHECK(in_uri, "query-outside-uri",
-                   "query [%td,+%zu) outside uri \"%.*s\" (%zu bytes)", q->query - q->uri,
-                   q->query_len, (int)q->uri_len_view, q->uri, q->uri_len_view);
+        FUZZ_CHECK(in_uri, "query-outside-uri", "query [%td,+%zu) outside uri \"%.*s\" (%zu bytes)",
+                   q->query - q->uri, q->query_len, (int)q->uri_len_view, q->uri, q->uri_len_view);
         if (in_uri) /* else reading it could run off the buffer */
             FUZZ_CHECK(!has_nul(q->query, q->query_len), "nul-in-query", "NUL in the query");
     }
@@ -193,10 +192,10 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
                    "header %zu name \"%.*s\"", i, (int)hd->name_len, hd->name);
         FUZZ_CHECK(hd->value != NULL, "header-value-null", "header %zu", i);
         if (hd->value_len) {
-            FUZZ_CHECK(within(hd->value, hd->value_len + 1, raw_lo, raw_hi),
-                       "header-outside-raw", "header %zu value outside the request buffer", i);
-            FUZZ_CHECK(hd->value[hd->value_len] == '\0', "header-value-unterminated",
-                       "header %zu", i);
+            FUZZ_CHECK(within(hd->value, hd->value_len + 1, raw_lo, raw_hi), "header-outside-raw",
+                       "header %zu value outside the request buffer", i);
+            FUZZ_CHECK(hd->value[hd->value_len] == '\0', "header-value-unterminated", "header %zu",
+                       i);
         }
         FUZZ_CHECK(!bad_value_char(hd->value, hd->value_len), "bad-char-in-header-value",
                    "header %zu \"%.*s\" holds NUL, CR or LF", i, (int)hd->name_len, hd->name);
@@ -223,8 +222,8 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
     FUZZ_CHECK(ct_ok, "content-type-view",
                "content_type %p is not the value of a Content-Type header",
                (const void *)q->content_type);
-    FUZZ_CHECK(q->content_length >= -1, "content-length-negative",
-               "Content-Length taken as %lld", (long long)q->content_length);
+    FUZZ_CHECK(q->content_length >= -1, "content-length-negative", "Content-Length taken as %lld",
+               (long long)q->content_length);
     if (q->chunked)
         FUZZ_CHECK(q->has_body && q->content_length < 0, "chunked-framing",
                    "chunked with has_body %d, content_length %lld", q->has_body,
@@ -260,8 +259,8 @@ static void check_head(run *r, const sg_http *h, const sg_request *q, size_t max
  * Feeds stream[0,len) with data arriving at the cumulative offsets in cuts[] (then the rest),
  * as conn.c does: bytes the parser leaves unconsumed are offered again with the next arrival.
  */
-static void parse_stream(run *r, const char *stream, size_t len, const size_t *cuts,
-                         size_t ncuts, size_t lim)
+static void parse_stream(run *r, const char *stream, size_t len, const size_t *cuts, size_t ncuts,
+                         size_t lim)
 {
     sg_http h;
     sg_request q;
@@ -301,8 +300,7 @@ static void parse_stream(run *r, const char *stream, size_t len, const size_t *c
         }
         FUZZ_CHECK((size_t)n <= avail - off, "consumed-too-much", "consumed %ld of %zu", n,
                    avail - off);
-        FUZZ_CHECK((events & ~(SG_HTTP_HEAD | SG_HTTP_DONE)) == 0, "events", "events %d",
-                   events);
+        FUZZ_CHECK((events & ~(SG_HTTP_HEAD | SG_HTTP_DONE)) == 0, "events", "events %d", events);
         off += (size_t)n;
         if (events & SG_HTTP_HEAD)
             check_head(r, &h, &q, limits[lim].headers);
@@ -388,8 +386,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_log_show("whole", &whole.log, from);
     }
     FUZZ_CHECK(status_only || (L == whole.log.len && d == L), "split-vs-whole",
-               "split and whole parses differ at transcript byte %zu (%zu vs %zu bytes)", d,
-               L, whole.log.len);
+               "split and whole parses differ at transcript byte %zu (%zu vs %zu bytes)", d, L,
+               whole.log.len);
     FUZZ_CHECK(!status_only || d == L, "split-vs-whole-status",
                "the same request gets a different error status split and whole");
 

@@ -73,8 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sz &= (1ull << 62) - 1; /* st_size is a signed 64-bit off_t */
     if (flags & 32)
         sz %= 4096;
-    int32_t mt = (int32_t)((uint32_t)data[9] | (uint32_t)data[10] << 8 |
-                           (uint32_t)data[11] << 16 | (uint32_t)data[12] << 24);
+    int32_t mt = (int32_t)((uint32_t)data[9] | (uint32_t)data[10] << 8 | (uint32_t)data[11] << 16 |
+                           (uint32_t)data[12] << 24);
     uint8_t present = data[13];
 
     /* split the rest at '\n' into the fields, each copied to an exact-size block */
@@ -135,14 +135,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                (long long)plan.start, (long long)plan.len, (unsigned long long)sz);
     if (!conditional) {
         FUZZ_CHECK(plan.status == backend && plan.start == 0 && (uint64_t)plan.len == sz,
-                   "unconditional", "backend %d, method %s: plan %d %lld+%lld", backend,
-                   req.method, plan.status, (long long)plan.start, (long long)plan.len);
+                   "unconditional", "backend %d, method %s: plan %d %lld+%lld", backend, req.method,
+                   plan.status, (long long)plan.start, (long long)plan.len);
     } else {
         switch (plan.status) {
         case 200:
             FUZZ_CHECK(plan.start == 0 && (uint64_t)plan.len == sz, "full-file",
-                       "200 with %lld+%lld of %llu", (long long)plan.start,
-                       (long long)plan.len, (unsigned long long)sz);
+                       "200 with %lld+%lld of %llu", (long long)plan.start, (long long)plan.len,
+                       (unsigned long long)sz);
             break;
         case 206: {
             FUZZ_CHECK(range && plan.len > 0, "206", "206 with len %lld, Range %s",
@@ -173,8 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             bool suffix;
             if (ref_range(range->value, range->value_len, &first, &last, &suffix))
                 FUZZ_CHECK(suffix ? (last == 0 || sz == 0) : first >= sz, "416-satisfiable",
-                           "416 for a satisfiable Range \"%.*s\" of %llu",
-                           (int)range->value_len, range->value, (unsigned long long)sz);
+                           "416 for a satisfiable Range \"%.*s\" of %llu", (int)range->value_len,
+                           range->value, (unsigned long long)sz);
             break;
         }
         default:
