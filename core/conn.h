@@ -1,8 +1,8 @@
 /*
- * conn.h: one client connection: an explicit state machine that reads request heads,
- * answers locally (errors, redirects, access hooks) or hands the request to upstream.c,
- * and writes responses in order with keep-alive and pipelining. One activity timer per
- * connection covers every timeout of scgi-lua.8 "Timeouts".
+ * conn.h: one HTTP/1 client connection: an explicit state machine that reads request heads,
+ * hands each request to the exchange it owns (exchange.h: one at a time), and writes
+ * responses in order with keep-alive, pipelining and lingering close. One activity timer
+ * per connection covers every timeout of scgi-lua.8 "Timeouts".
  */
 #ifndef SG_CONN_H
 #define SG_CONN_H
@@ -13,7 +13,7 @@
 #include "conn_host.h"
 
 /** Takes ownership of the accepted, non-blocking `fd`. */
-sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_t peerlen,
+sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, socklen_t peerlen,
                      const char *listen_text);
 void sg_conn_free(sg_conn *c);
 /** Graceful stop: closes the connection now if it is idle between requests. */

@@ -72,26 +72,27 @@ struct sg_server {
     size_t npipes;
     time_t date_sec;
     char date[64];
+    sg_conn_host host; /* what its connections reach back through (conn_host.h) */
 };
 
-struct ev_loop *sg_server_loop(sg_server *s)
+static sg_server *host_server(sg_conn_host *h)
 {
-    return s->loop;
+    return SG_CONTAINER_OF(h, sg_server, host);
 }
 
-sg_config *sg_server_config(sg_server *s)
+static sg_config *host_config(sg_conn_host *h)
 {
-    return s->cfg;
+    return host_server(h)->cfg;
 }
 
-bool sg_server_stopping(sg_server *s)
+static bool host_stopping(sg_conn_host *h)
 {
-    return s->stopping;
+    return host_server(h)->stopping;
 }
 
-sg_stats *sg_server_stats(sg_server *s)
+static sg_stats *host_stats(sg_conn_host *h)
 {
-    return &s->stats;
+    return &host_server(h)->stats;
 }
 
 size_t sg_server_nconns(sg_server *s)
@@ -99,8 +100,14 @@ size_t sg_server_nconns(sg_server *s)
     return s->nconns;
 }
 
-const char *sg_server_date(sg_server *s)
+static size_t host_nconns(sg_conn_host *h)
 {
+    return host_server(h)->nconns;
+}
+
+static const char *host_date(sg_conn_host *h)
+{
+    sg_server *s = host_server(h);
     time_t now = (time_t)ev_now(s->loop);
     if (now != s->date_sec) {
         struct tm tm;
@@ -128,18 +135,16 @@ static void maybe_finish_stop(sg_server *s)
         ev_break(s->loop, EVBREAK_ALL);
 }
 
-void sg_server_conn_closed(sg_server *s, sg_conn *c)
+/* The connection closed: out of the live set now, freed by the sweep after this callback. */
+static void host_conn_closed(sg_conn_host *h, sg_conn *c)
 {
+    sg_server *s = host_server(h);
     sg_conn_unlink(c, &s->conns);
     s->nconns--;
+    sg_conn_link(c, &s->dead);
     if (s->accept_paused && !s->stopping && !ev_is_active(&s->resume_accept))
         set_accepting(s, true);
     maybe_finish_stop(s);
-}
-
-void sg_server_defer_free(sg_server *s, sg_conn *c)
-{
-    sg_conn_link(c, &s->dead);
 }
 
 static void on_sweep(struct ev_loop *loop, ev_check *w, int revents)
@@ -199,7 +204,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
         s->stats.connections_total++;
-        sg_conn *c = sg_conn_new(s, fd, (struct sockaddr *)&peer, plen, l->text);
+        sg_conn *c = sg_conn_new(&s->host, fd, (struct sockaddr *)&peer, plen, l->text);
         sg_conn_link(c, &s->conns);
         s->nconns++;
     }
@@ -468,16 +473,18 @@ static bool file_changed(sg_server *s)
     return changed;
 }
 
-int sg_server_pipe_take(sg_server *s, sg_pipe *p)
+static int host_pipe_take(sg_conn_host *h, sg_pipe *p)
 {
+    sg_server *s = host_server(h);
     if (s->npipes == 0)
         return sg_pipe_open(p);
     *p = s->pipes[--s->npipes];
     return SG_OK;
 }
 
-void sg_server_pipe_give(sg_server *s, sg_pipe *p)
+static void host_pipe_give(sg_conn_host *h, sg_pipe *p)
 {
+    sg_server *s = host_server(h);
     if (sg_pipe_is_open(p) && p->len == 0 && s->npipes < sizeof s->pipes / sizeof s->pipes[0]) {
         s->pipes[s->npipes++] = *p;
         sg_pipe_init(p);
@@ -485,6 +492,17 @@ void sg_server_pipe_give(sg_server *s, sg_pipe *p)
     }
     sg_pipe_close(p);
 }
+
+static const sg_conn_host_ops host_ops = {
+    .config = host_config,
+    .stopping = host_stopping,
+    .stats = host_stats,
+    .nconns = host_nconns,
+    .date = host_date,
+    .conn_closed = host_conn_closed,
+    .pipe_take = host_pipe_take,
+    .pipe_give = host_pipe_give,
+};
 
 static void drain_pipes(sg_server *s)
 {
@@ -584,6 +602,7 @@ sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_d
     s->registry = *reg; /* taken over */
     memset(reg, 0, sizeof *reg);
     s->loop = loop;
+    s->host = (sg_conn_host){ .loop = loop, .ops = &host_ops };
     s->cfg = cfg;
     s->generation = cfg->generation;
     s->lua_dir = sg_xstrdup(lua_dir);

@@ -4,7 +4,8 @@
  * pausing on EMFILE instead of spinning), reloads the config on SIGHUP or file change, and
  * stops gracefully on SIGTERM/SIGINT/SIGQUIT (HUP is ignored during a stop, USR1 still
  * reopens the access log). It knows nothing about HTTP; conn.c does. What it provides to
- * its connections is conn_host.h (so that conn.c does not include this file).
+ * its connections is the sg_conn_host table of conn_host.h, so that neither conn.c nor
+ * exchange.c includes this file or calls into server.c.
  */
 #ifndef SG_SERVER_H
 #define SG_SERVER_H
@@ -15,6 +16,8 @@
 #include "config.h"
 #include "conn_host.h"
 #include "util.h"
+
+typedef struct sg_server sg_server;
 
 /** Takes over `cfg` (one reference) and the member-state registry it was loaded with. */
 sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_dir,
@@ -44,6 +47,8 @@ void sg_server_stop(sg_server *s, bool now, const char *why);
 void sg_server_reopen_log(sg_server *s, const char *why);
 /** Runs the loop until a graceful stop completes; returns the exit status. */
 int sg_server_run(sg_server *s);
+/** Open client connections (the fuzz harness checks that none is left). */
+size_t sg_server_nconns(sg_server *s);
 void sg_server_free(sg_server *s);
 
 #endif

@@ -88,7 +88,7 @@ static const struct head_case cases[] = {
     { "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     { "Content-Length: -1\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
     { "Status: 200\r\nStatus: 201\r\n\r\n", SG_ERR, 0, 0, 0, NULL, NULL },
-    /* interim heads parse like any other; upstream.c decides what a 1xx means */
+    /* interim heads parse like any other; exchange.c decides what a 1xx means */
     { "Status: 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", SG_OK, 103, -1, 1, "Link",
       "</a.css>; rel=preload" },
     { "HTTP/1.1 100 Continue\r\n\r\n", SG_OK, 100, -1, 0, NULL, NULL },

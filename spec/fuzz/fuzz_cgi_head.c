@@ -1,7 +1,7 @@
 /*
  * fuzz_cgi_head.c: libFuzzer harness for the backend response-head scanner and parser
  * (sg_cgi_head_end, sg_cgi_parse in core/scgi.c). The head is looked for the way
- * upstream.c does it (growing buffer, resumed scan, never more than max + 1 bytes) and the
+ * backend.c does it (growing buffer, resumed scan, never more than max + 1 bytes) and the
  * final answer must not depend on how the bytes arrived; every head found is parsed from an
  * exact-size copy so ASan sees any read past it, and the parsed view is checked.
  * It does not test the relay of the body or the SCGI request encoder.
@@ -94,7 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *in = (const char *)data + 2;
     size_t len = size - 2;
     if (len > max + 1)
-        len = max + 1; /* upstream.c never holds more than max + 1 head bytes */
+        len = max + 1; /* backend.c never holds more than max + 1 head bytes */
 
     /* all at once */
     size_t scan = 0;
@@ -104,7 +104,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (whole == SG_AGAIN)
         FUZZ_CHECK(scan <= len, "scan-range", "scan %zu past %zu bytes", scan, len);
 
-    /* as upstream.c does it: the buffer grows by `step`, the scan resumes where it stopped */
+    /* as backend.c does it: the buffer grows by `step`, the scan resumes where it stopped */
     long inc = SG_AGAIN;
     size_t got = 0;
     scan = 0;

@@ -2,7 +2,7 @@
 # Lists include cycles among the core modules and exits 1 if there is any (0: none, 2: usage).
 #   spec/tools/cycles.sh [-v] [DIR]      (default: core; -v also prints every dependency)
 # A module is x.c with x.h. A file of module x that includes "y.h" makes x depend on y. A
-# header with no .c of its own (conn_impl.h, request.h) belongs to the .c files that define
+# header with no .c of its own (request.h) belongs to the .c files that define
 # the functions it declares, so including it depends on each of them; a header that declares
 # no function defined in a .c (types only) is a module of its own. Only "..." includes of
 # files inside DIR count. Each cycle is printed with the includes that close it.
