@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgivars.h"
 #include "http.h"
 #include "log.h"
 #include "router.h"
@@ -201,34 +202,12 @@ static void send_continue(sg_exchange *x)
     }
 }
 
-static bool allowed(const sg_exchange *x, const sg_config *cfg)
-{
-    unsigned char addr[16];
-    int fam = strchr(x->client->remote_addr, ':') ? AF_INET6 : AF_INET;
-    if (inet_pton(fam, x->client->remote_addr, addr) != 1)
-        return false;
-    for (size_t i = 0; i < cfg->nstatus_allow; i++) {
-        const sg_allow *a = &cfg->status_allow[i];
-        if (a->family != fam)
-            continue;
-        int bits = a->prefix, k = 0;
-        for (; bits >= 8; bits -= 8, k++)
-            if (a->addr[k] != addr[k])
-                break;
-        if (bits >= 8)
-            continue;
-        if (bits == 0 || ((a->addr[k] ^ addr[k]) & (0xff << (8 - bits))) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* JSON, Prometheus or HTML, for the addresses in status.allow only
  * (scgi-lua.8 STATUS ENDPOINT). */
 static void status_endpoint(sg_exchange *x)
 {
     const sg_request *r = &x->req;
-    if (!allowed(x, x->cfg)) {
+    if (!sg_status_allowed(x->cfg, x->client->remote_addr)) {
         sg_exchange_log(x, SG_LOG_WARN, "status endpoint refused: client not in status.allow, 403");
         sg_exchange_error(x, 403, "status not allowed");
         return;
@@ -351,125 +330,6 @@ void sg_exchange_begin(sg_exchange *x)
 {
     x->cfg = sg_config_ref(sg_host_config(x->host));
     route_request(x);
-}
-
-/* ---- the variable set: README "What the backend receives", scgi-lua.8 THE SCGI REQUEST ---- */
-
-static bool dropped_header(const char *n, size_t len, bool pass_auth)
-{
-    static const char *names[] = {
-        "Proxy", "Content-Length",    "Content-Type", "Connection",       "Keep-Alive",
-        "TE",    "Transfer-Encoding", "Upgrade",      "Proxy-Connection", "Trailer",
-        "Expect"
-    };
-    /* Expect is answered here (100 Continue); a backend must not answer it a second time */
-    for (size_t i = 0; i < SG_ARRAY_LEN(names); i++)
-        if (sg_strieq(n, len, names[i]))
-            return true;
-    if (!pass_auth &&
-        (sg_strieq(n, len, "Authorization") || sg_strieq(n, len, "Proxy-Authorization")))
-        return true;
-    return false;
-}
-
-static void add_num(sg_scgi_vars *v, const char *name, size_t name_len, unsigned n)
-{
-    char s[24];
-    sg_scgi_add(v, name, name_len, s, sg_fmt_u64(s, n, 10));
-}
-
-#define ADD(v, name, value, len) sg_scgi_add((v), name, sizeof name - 1, (value), (len))
-#define ADD_STR(v, name, value) ADD(v, name, (value), strlen(value))
-
-static int build_vars(sg_exchange *x, const sg_backend *be)
-{
-    const sg_request *r = &x->req;
-    const sg_route *rt = x->route;
-    sg_scgi_vars *v = &x->vars;
-    sg_scgi_vars_reset(v);
-    /* the fixed set is unique by construction: appended without lookups */
-    ADD_STR(v, "REQUEST_METHOD", r->method);
-    ADD(v, "REQUEST_URI", r->uri, r->uri_len_view);
-    ADD(v, "QUERY_STRING", r->query, r->query_len);
-    if (rt->pathinfo) {
-        /* SCRIPT_NAME = route prefix without its slash; PATH_INFO = pass path + the rest */
-        size_t plen = rt->path ? rt->path_len : 0;
-        while (plen > 0 && rt->path[plen - 1] == '/')
-            plen--;
-        ADD(v, "SCRIPT_NAME", rt->path ? rt->path : "", plen);
-        const char *rest = r->path + (plen <= r->path_len ? plen : r->path_len);
-        size_t ulen = strlen(be->url_path);
-        while (ulen > 0 && be->url_path[ulen - 1] == '/')
-            ulen--;
-        sg_buf pi;
-        sg_buf_init(&pi);
-        sg_buf_append(&pi, be->url_path, ulen);
-        if (rest[0] != '/')
-            sg_buf_append(&pi, "/", 1);
-        sg_buf_append_str(&pi, rest);
-        ADD(v, "PATH_INFO", sg_buf_head(&pi), pi.len);
-        sg_buf_free(&pi);
-    } else {
-        ADD(v, "SCRIPT_NAME", r->path, r->path_len);
-    }
-    ADD_STR(v, "SERVER_PROTOCOL", r->http_minor ? "HTTP/1.1" : "HTTP/1.0");
-    if (r->host && r->host_len)
-        ADD(v, "SERVER_NAME", r->host, r->host_len);
-    else
-        ADD_STR(v, "SERVER_NAME", x->client->server_addr);
-    add_num(v, "SERVER_PORT", 11, (unsigned)x->client->server_port);
-    ADD_STR(v, "SERVER_ADDR", x->client->server_addr);
-    ADD(v, "SERVER_SOFTWARE", SG_SOFTWARE, sizeof SG_SOFTWARE - 1);
-    ADD_STR(v, "REMOTE_ADDR", x->client->remote_addr);
-    add_num(v, "REMOTE_PORT", 11, (unsigned)x->client->remote_port);
-    ADD(v, "REQUEST_SCHEME", "http", 4);
-    ADD(v, "GATEWAY_INTERFACE", "CGI/1.1", 7);
-    if (x->redirects) {
-        /* no REDIRECT_URL: frameworks read it as the current URL and get the prefix wrong */
-        ADD(v, "REDIRECT_STATUS", "200", 3);
-        ADD(v, "REDIRECT_REQUEST_URI", sg_buf_head(&x->orig_uri), x->orig_uri.len);
-    }
-    if (r->content_type)
-        ADD_STR(v, "CONTENT_TYPE", r->content_type);
-    char name[5 + 256 + 1];
-    for (size_t i = 0; i < r->nheaders; i++) {
-        const sg_req_header *h = &r->headers[i];
-        if (h->name_len > 256 || dropped_header(h->name, h->name_len, rt->pass_auth))
-            continue;
-        size_t nlen = sg_scgi_http_name(h->name, h->name_len, name);
-        if (!nlen)
-            continue; /* underscores or other characters: never let them alias a CGI name */
-        sg_scgi_join(v, name, nlen, h->value, h->value_len,
-                     sg_strieq(h->name, h->name_len, "Cookie") ? "; " : ", ");
-    }
-    sg_buf val, err;
-    sg_buf_init(&val);
-    sg_buf_init(&err);
-    int rc = SG_OK;
-    for (size_t i = 0; i < rt->nenv; i++) {
-        const sg_env_entry *e = &rt->env[i];
-        if (e->fn_ref > 0) { /* a Lua function (registry reference) */
-            bool present;
-            sg_buf_reset(&val);
-            if (sg_lua_env(&x->hook, e, &val, &present, &err) != SG_OK) {
-                sg_exchange_log(x, SG_LOG_ERROR, "env.%s hook failed: %.*s", e->name, (int)err.len,
-                                sg_buf_head(&err));
-                rc = SG_ERR;
-                break;
-            }
-            if (present)
-                sg_scgi_set(v, e->name, e->name_len, sg_buf_head(&val), val.len);
-            else
-                sg_scgi_remove(v, e->name, e->name_len);
-        } else if (e->value) {
-            sg_scgi_set(v, e->name, e->name_len, e->value, e->value_len);
-        } else {
-            sg_scgi_remove(v, e->name, e->name_len);
-        }
-    }
-    sg_buf_free(&val);
-    sg_buf_free(&err);
-    return rc;
 }
 
 /* ---- balancer members ---- */
@@ -655,7 +515,20 @@ static void connect_attempt(sg_exchange *x)
         u->b.bytes_to = &u->st->bytes_to;
         u->b.bytes_from = &u->st->bytes_from;
     }
-    if (build_vars(x, be) != SG_OK) {
+    sg_cgi_vars_in in = { .req = &x->req,
+                          .route = x->route,
+                          .be = be,
+                          .client = x->client,
+                          .hook = &x->hook,
+                          .orig_uri = x->redirects ? sg_buf_head(&x->orig_uri) : NULL,
+                          .orig_uri_len = x->orig_uri.len };
+    sg_buf err;
+    sg_buf_init(&err);
+    int rc = sg_cgi_vars_build(&x->vars, &in, &err);
+    if (rc != SG_OK)
+        sg_exchange_log(x, SG_LOG_ERROR, "%.*s", (int)err.len, sg_buf_head(&err));
+    sg_buf_free(&err);
+    if (rc != SG_OK) {
         sg_exchange_error(x, 500, "hook error");
         return;
     }

@@ -36,15 +36,6 @@ enum sg_exchange_phase {
     SG_X_LOCAL  /* writing a response the gateway made itself */
 };
 
-/* The carrier's addresses, for the variables, the status endpoint's allow list and logs. */
-typedef struct sg_client {
-    char peer[80]; /* "ip:port" for logs */
-    char remote_addr[64];
-    int remote_port;
-    char server_addr[64];
-    int server_port;
-} sg_client;
-
 typedef struct sg_exchange sg_exchange;
 
 typedef struct sg_exchange_ops {

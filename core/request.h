@@ -45,6 +45,16 @@ typedef struct sg_request {
 } sg_request;
 
 /** Returns the first header named `name` (case-insensitive), or NULL. */
+/* Where a request came from (the carrier's addresses), for the variables, the status endpoint's
+ * allow list and logs. */
+typedef struct sg_client {
+    char peer[80]; /* "ip:port" for logs */
+    char remote_addr[64];
+    int remote_port;
+    char server_addr[64];
+    int server_port;
+} sg_client;
+
 const sg_req_header *sg_request_header(const sg_request *r, const char *name);
 
 #endif

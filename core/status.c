@@ -7,6 +7,8 @@
  */
 #include "status.h"
 
+#include <arpa/inet.h>
+
 #include <assert.h>
 #include <inttypes.h>
 #include <math.h>
@@ -858,4 +860,26 @@ void sg_status_render(const sg_status_view *v, enum sg_status_format f, sg_buf *
         break;
     }
     free(rows);
+}
+
+bool sg_status_allowed(const sg_config *cfg, const char *remote_addr)
+{
+    unsigned char addr[16];
+    int fam = strchr(remote_addr, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, remote_addr, addr) != 1)
+        return false;
+    for (size_t i = 0; i < cfg->nstatus_allow; i++) {
+        const sg_allow *a = &cfg->status_allow[i];
+        if (a->family != fam)
+            continue;
+        int bits = a->prefix, k = 0;
+        for (; bits >= 8; bits -= 8, k++)
+            if (a->addr[k] != addr[k])
+                break;
+        if (bits >= 8)
+            continue;
+        if (bits == 0 || ((a->addr[k] ^ addr[k]) & (0xff << (8 - bits))) == 0)
+            return true;
+    }
+    return false;
 }

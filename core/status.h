@@ -29,6 +29,8 @@ typedef struct sg_status_view {
 int sg_status_format_parse(const char *query, size_t len);
 /** Content-Type for a format. */
 const char *sg_status_content_type(enum sg_status_format f);
+/** Whether `remote_addr` (text, IPv4 or IPv6) lies in one of the config's status.allow ranges. */
+bool sg_status_allowed(const sg_config *cfg, const char *remote_addr);
 /** Appends the rendering of `v` in format `f` to `out`. */
 void sg_status_render(const sg_status_view *v, enum sg_status_format f, sg_buf *out);
 

@@ -1253,8 +1253,50 @@ static void test_format_parse(void)
     CHECK_STR(sg_status_content_type(SG_STATUS_HTML), "text/html; charset=utf-8");
 }
 
+/* status.allow: CIDR ranges of either family; a family never matches the other's ranges */
+static void test_allowed(void)
+{
+    sg_allow allow[3] = { { .family = AF_INET, .prefix = 8 },
+                          { .family = AF_INET, .prefix = 27 },
+                          { .family = AF_INET6, .prefix = 128 } };
+    inet_pton(AF_INET, "10.0.0.0", allow[0].addr);
+    inet_pton(AF_INET, "192.0.2.32", allow[1].addr);
+    inet_pton(AF_INET6, "::1", allow[2].addr);
+    sg_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.status_allow = allow;
+    cfg.nstatus_allow = 3;
+    static const struct {
+        const char *addr;
+        bool want;
+    } cases[] = {
+        { "10.1.2.3", true },
+        { "11.0.0.1", false },
+        { "192.0.2.32", true },
+        { "192.0.2.63", true },
+        { "192.0.2.64", false },
+        { "192.0.2.31", false },
+        { "::1", true },
+        { "::2", false },
+        { "::ffff:10.0.0.1", false },
+        { "not an address", false },
+        { "unix:", false },
+    };
+    for (size_t i = 0; i < SG_ARRAY_LEN(cases); i++) {
+        CASE_BEGIN();
+        bool got = sg_status_allowed(&cfg, cases[i].addr);
+        CHECK(got == cases[i].want, "%s: %d, want %d", cases[i].addr, got, cases[i].want);
+        CASE_END();
+    }
+    cfg.nstatus_allow = 0; /* an empty list allows nobody */
+    CASE_BEGIN();
+    CHECK(!sg_status_allowed(&cfg, "10.1.2.3"), "empty allow list");
+    CASE_END();
+}
+
 int main(void)
 {
+    test_allowed();
     RUN(test_json);
     RUN(test_prometheus);
     RUN(test_html);
