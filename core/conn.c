@@ -308,7 +308,7 @@ static void start_head(sg_conn *c)
 static void conn_linger(sg_conn *c)
 {
     end_request(c);
-    if (shutdown(c->fd, SHUT_WR) != 0) {
+    if (sg_transport_shutdown(&c->tr) != SG_OK) {
         sg_conn_close(c);
         return;
     }
@@ -403,7 +403,7 @@ static void status_endpoint(sg_conn *c)
 /* Body bytes from the socket straight into the backend buffer (reqbody.c). */
 static ssize_t read_raw_body(sg_conn *c)
 {
-    ssize_t r = sg_reqbody_read(&c->rb, c->fd);
+    ssize_t r = sg_reqbody_read(&c->rb, &c->tr);
     if (r > 0)
         c->t_read = ev_now(sg_server_loop(c->server));
     return r;
@@ -633,7 +633,7 @@ static bool conn_parse(sg_conn *c)
 static bool conn_flush(sg_conn *c)
 {
     const char *err = NULL;
-    int rc = sg_response_flush(&c->resp, c->fd, &err);
+    int rc = sg_response_flush(&c->resp, &c->tr, &err);
     if (rc > 0)
         c->t_write = ev_now(sg_server_loop(c->server));
     if (rc >= 0)
@@ -642,6 +642,9 @@ static bool conn_flush(sg_conn *c)
         sg_conn_log_route(c, SG_LOG_ERROR, "sendfile target shrank while being sent, closing");
     else if (err == sg_response_sendfile_failed)
         sg_log_debug(errno, "sendfile to %s failed, closing", c->peer);
+    else if (err == sg_response_file_read_failed)
+        sg_conn_log_route(c, SG_LOG_ERROR, "reading the sendfile target failed: %s, closing",
+                          strerror(errno));
     else
         sg_log_debug(errno, "write to %s failed, closing", c->peer);
     sg_conn_close(c);
@@ -766,6 +769,8 @@ static void conn_watch(sg_conn *c)
         break;
     }
     set_io(loop, &c->rio, want_read);
+    if (want_read && sg_transport_pending(&c->tr)) /* TLS: bytes the fd will not signal */
+        ev_feed_event(loop, &c->rio, EV_READ);
     set_io(loop, &c->wio, to_client(c));
     enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
@@ -838,8 +843,11 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     SG_UNUSED(revents);
     if (c->state == SG_CONN_LINGER) {
         char sink[16384];
-        ssize_t r = read(c->fd, sink, sizeof sink);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        ssize_t r;
+        do /* bytes a TLS transport holds would never wake this watcher again */
+            r = sg_transport_read(&c->tr, sink, sizeof sink);
+        while (r > 0 && sg_transport_pending(&c->tr));
+        if (r == 0 || r == SG_ERR)
             sg_conn_close(c);
         return;
     }
@@ -864,21 +872,16 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     /* read on the stack and keep only what arrived: an idle keep-alive connection then
      * holds a few hundred bytes, not a 16 KiB read buffer (10,000 idle clients: MBs, not GBs) */
     char chunk[16384];
-    ssize_t n;
-    do
-        n = read(c->fd, chunk, sizeof chunk);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    ssize_t n = sg_transport_read(&c->tr, chunk, sizeof chunk);
+    if (n == SG_AGAIN)
         return;
-    if (n < 0)
-        n = SG_ERR;
     bool head_first = n > 0 && c->state == SG_CONN_READ_HEAD && c->in.len == 0 &&
                       c->http.head_bytes == 0;
     if (n > 0)
         sg_buf_append(&c->in, chunk, (size_t)n);
     if (head_first)
         head_begin(c);
-    c->in_more = n == (ssize_t)sizeof chunk;
+    c->in_more = n == (ssize_t)sizeof chunk || sg_transport_pending(&c->tr);
     if (n == SG_ERR || n == 0) {
         if (n == SG_ERR)
             sg_log_debug(errno, "read from %s failed", c->peer);
@@ -927,7 +930,7 @@ sg_conn *sg_conn_new(sg_server *s, int fd, const struct sockaddr *peer, socklen_
 {
     SG_UNUSED(peerlen);
     sg_conn *c = sg_xcalloc(1, sizeof *c);
-    c->fd = fd;
+    sg_transport_init_plain(&c->tr, fd);
     c->server = s;
     sg_reqbody_init(&c->rb);
     sg_response_init(&c->resp, &c->req);
@@ -983,8 +986,7 @@ void sg_conn_close(sg_conn *c)
     ev_io_stop(loop, &c->rio);
     ev_io_stop(loop, &c->wio);
     ev_timer_stop(loop, &c->timer);
-    close(c->fd);
-    c->fd = -1;
+    sg_transport_close(&c->tr);
     c->state = SG_CONN_CLOSING;
     sg_server_conn_closed(c->server, c);
     sg_server_defer_free(c->server, c);

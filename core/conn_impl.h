@@ -19,6 +19,7 @@
 #include "reqbody.h"
 #include "response.h"
 #include "scgi.h"
+#include "transport.h"
 
 #define SG_IN_MAX (64 * 1024) /* unparsed client bytes held */
 #define SG_LINGER_TIME 5.0    /* seconds to drain a client's unread body before closing */
@@ -53,7 +54,7 @@ typedef struct sg_upstream {
 struct sg_conn {
     ev_io rio, wio;
     ev_timer timer;
-    int fd;
+    sg_transport tr; /* owned: the client socket (plain, later TLS) */
     enum sg_conn_state state;
     sg_server *server;    /* borrowed; outlives every conn */
     sg_config *cfg;       /* one reference while a request is active */

@@ -577,7 +577,9 @@ static int on_head(sg_backend_conn *b, const sg_cgi_head *h)
 static void on_big_body(sg_backend_conn *b)
 {
     sg_conn *c = conn_of(b);
-    sg_server_pipe_take(c->server, &c->resp.pipe);
+    /* splice(2) into the client works only on a transport whose fd carries plain bytes */
+    if (sg_transport_caps(&c->tr) & SG_TRANSPORT_SPLICE)
+        sg_server_pipe_take(c->server, &c->resp.pipe);
 }
 
 /*
