@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -112,22 +111,6 @@ ssize_t sg_buf_read(sg_buf *b, int fd, size_t max)
         }
         if (n == 0)
             return 0;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return SG_AGAIN;
-        return SG_ERR;
-    }
-}
-
-ssize_t sg_buf_write(sg_buf *b, int fd)
-{
-    for (;;) {
-        ssize_t n = send(fd, sg_buf_head(b), b->len, MSG_NOSIGNAL);
-        if (n >= 0) {
-            sg_buf_consume(b, (size_t)n);
-            return n;
-        }
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -50,7 +50,5 @@ static inline size_t sg_buf_room(const sg_buf *b)
  * Returns bytes read (> 0), 0 on EOF, SG_AGAIN, or SG_ERR with errno set.
  */
 ssize_t sg_buf_read(sg_buf *b, int fd, size_t max);
-/** Writes from the head; consumes what was written. Returns bytes, SG_AGAIN or SG_ERR. */
-ssize_t sg_buf_write(sg_buf *b, int fd);
 
 #endif

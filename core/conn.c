@@ -22,6 +22,7 @@
 #include "exchange.h"
 #include "http.h"
 #include "log.h"
+#include "transport.h"
 #include "util.h"
 
 #define SG_IN_MAX (64 * 1024) /* unparsed client bytes held */
@@ -44,7 +45,7 @@ enum {
 struct sg_conn {
     ev_io rio, wio;
     ev_timer timer;
-    int fd;
+    sg_transport tr; /* owned: the client socket (plain, later TLS) */
     enum sg_conn_state state;
     unsigned flags;          /* SG_CF_* */
     sg_conn_host *host;      /* borrowed; outlives every conn */
@@ -174,7 +175,7 @@ static void start_head(sg_conn *c)
 static void conn_linger(sg_conn *c)
 {
     sg_exchange_end(&c->x);
-    if (shutdown(c->fd, SHUT_WR) != 0) {
+    if (sg_transport_shutdown(&c->tr) != SG_OK) {
         sg_conn_close(c);
         return;
     }
@@ -207,7 +208,7 @@ static void finish_request(sg_conn *c)
 /* Body bytes from the socket straight into the backend buffer (reqbody.c). */
 static ssize_t read_raw_body(sg_conn *c)
 {
-    ssize_t r = sg_reqbody_read(&c->x.rb, c->fd);
+    ssize_t r = sg_reqbody_read(&c->x.rb, &c->tr);
     if (r > 0)
         c->t_read = ev_now(c->host->loop);
     return r;
@@ -324,7 +325,7 @@ static bool conn_parse(sg_conn *c)
 static bool conn_flush(sg_conn *c)
 {
     const char *err = NULL;
-    int rc = sg_response_flush(&c->x.resp, c->fd, &err);
+    int rc = sg_response_flush(&c->x.resp, &c->tr, &err);
     if (rc > 0)
         c->t_write = ev_now(c->host->loop);
     if (rc >= 0)
@@ -333,6 +334,9 @@ static bool conn_flush(sg_conn *c)
         sg_exchange_log(&c->x, SG_LOG_ERROR, "sendfile target shrank while being sent, closing");
     else if (err == sg_response_sendfile_failed)
         sg_log_debug(errno, "sendfile to %s failed, closing", c->client.peer);
+    else if (err == sg_response_file_read_failed)
+        sg_exchange_log(&c->x, SG_LOG_ERROR, "reading the sendfile target failed: %s, closing",
+                        strerror(errno));
     else
         sg_log_debug(errno, "write to %s failed, closing", c->client.peer);
     sg_conn_close(c);
@@ -458,6 +462,8 @@ static void conn_watch(sg_conn *c)
         break;
     }
     set_io(loop, &c->rio, want_read);
+    if (want_read && sg_transport_pending(&c->tr)) /* TLS: bytes the fd will not signal */
+        ev_feed_event(loop, &c->rio, EV_READ);
     set_io(loop, &c->wio, to_client(c));
     enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
@@ -532,8 +538,11 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     SG_UNUSED(revents);
     if (c->state == SG_CONN_LINGER) {
         char sink[16384];
-        ssize_t r = read(c->fd, sink, sizeof sink);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+        ssize_t r;
+        do /* bytes a TLS transport holds would never wake this watcher again */
+            r = sg_transport_read(&c->tr, sink, sizeof sink);
+        while (r > 0 && sg_transport_pending(&c->tr));
+        if (r == 0 || r == SG_ERR)
             sg_conn_close(c);
         return;
     }
@@ -558,21 +567,16 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     /* read on the stack and keep only what arrived: an idle keep-alive connection then
      * holds a few hundred bytes, not a 16 KiB read buffer (10,000 idle clients: MBs, not GBs) */
     char chunk[16384];
-    ssize_t n;
-    do
-        n = read(c->fd, chunk, sizeof chunk);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    ssize_t n = sg_transport_read(&c->tr, chunk, sizeof chunk);
+    if (n == SG_AGAIN)
         return;
-    if (n < 0)
-        n = SG_ERR;
     bool head_first = n > 0 && c->state == SG_CONN_READ_HEAD && c->in.len == 0 &&
                       c->http.head_bytes == 0;
     if (n > 0)
         sg_buf_append(&c->in, chunk, (size_t)n);
     if (head_first)
         head_begin(c);
-    if (n == (ssize_t)sizeof chunk)
+    if (n == (ssize_t)sizeof chunk || sg_transport_pending(&c->tr))
         c->flags |= SG_CF_IN_MORE;
     else
         c->flags &= ~SG_CF_IN_MORE;
@@ -648,7 +652,7 @@ sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, so
     SG_UNUSED(peerlen);
     sg_conn *c = sg_xcalloc(1, sizeof *c);
     sg_client *cl = &c->client;
-    c->fd = fd;
+    sg_transport_init_plain(&c->tr, fd);
     c->host = host;
     c->listen_text = listen_text;
     format_addr(peer, cl->remote_addr, sizeof cl->remote_addr, &cl->remote_port);
@@ -671,6 +675,7 @@ sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, so
     }
     sg_buf_init(&c->in);
     sg_exchange_init(&c->x, host, cl, &exchange_ops);
+    c->x.resp.can_splice = (sg_transport_caps(&c->tr) & SG_TRANSPORT_SPLICE) != 0;
     const sg_config *cfg = sg_host_config(host);
     sg_http_init(&c->http, cfg->limits.header_bytes, cfg->limits.headers, on_body, c);
     struct ev_loop *loop = host->loop;
@@ -697,8 +702,7 @@ void sg_conn_close(sg_conn *c)
     ev_io_stop(loop, &c->rio);
     ev_io_stop(loop, &c->wio);
     ev_timer_stop(loop, &c->timer);
-    close(c->fd);
-    c->fd = -1;
+    sg_transport_close(&c->tr);
     c->state = SG_CONN_CLOSING;
     c->host->ops->conn_closed(c->host, c);
 }

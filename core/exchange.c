@@ -780,7 +780,9 @@ static int on_head(sg_backend_conn *b, const sg_cgi_head *h)
 static void on_big_body(sg_backend_conn *b)
 {
     sg_exchange *x = exchange_of(b);
-    sg_host_pipe_take(x->host, &x->resp.pipe);
+    /* splice(2) into the client works only on a transport whose fd carries plain bytes */
+    if (x->resp.can_splice)
+        sg_host_pipe_take(x->host, &x->resp.pipe);
 }
 
 /*

@@ -64,14 +64,14 @@ size_t sg_reqbody_take(sg_reqbody *b, sg_buf *in)
     return n;
 }
 
-ssize_t sg_reqbody_read(sg_reqbody *b, int fd)
+ssize_t sg_reqbody_read(sg_reqbody *b, sg_transport *t)
 {
     size_t room = sg_reqbody_room(b);
     if (room > b->left)
         room = (size_t)b->left;
     if (room == 0)
         return SG_DECLINED;
-    ssize_t r = sg_buf_read(&b->buf, fd, room);
+    ssize_t r = sg_transport_read_buf(t, &b->buf, room);
     if (r > 0)
         raw_done(b, (size_t)r);
     return r;

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "transport.h"
 
 #define SG_BODY_MAX (64 * 1024)    /* request body bytes buffered towards the backend */
 #define SG_SPOOL_MEM (1024 * 1024) /* chunked bodies beyond this go to a temp file */
@@ -61,10 +62,10 @@ static inline void sg_reqbody_start_raw(sg_reqbody *b, uint64_t len)
  */
 size_t sg_reqbody_take(sg_reqbody *b, sg_buf *in);
 /**
- * Reads raw body bytes from socket `fd` straight into the buffer, never past the body's
- * end. Returns what sg_buf_read does, or SG_DECLINED when the buffer is full.
+ * Reads raw body bytes from the client transport straight into the buffer, never past the
+ * body's end. Returns what sg_transport_read does, or SG_DECLINED when the buffer is full.
  */
-ssize_t sg_reqbody_read(sg_reqbody *b, int fd);
+ssize_t sg_reqbody_read(sg_reqbody *b, sg_transport *t);
 /**
  * Keeps `len` decoded bytes of a chunked body whole (memory, then a temp file past
  * SG_SPOOL_MEM). Returns SG_OK, or SG_ERR with *err static and errno kept: the body is

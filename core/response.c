@@ -2,14 +2,14 @@
  * response.c: the response writer (see response.h). Heads are written straight into `out`;
  * body bytes are framed as they are added, so a chunked body read from a socket costs no
  * extra copy (read behind room for the size line), a large sized body can stay in the
- * kernel (splice through a pipe) and a file goes out by sendfile. Keep-alive and logging
+ * kernel (splice through a pipe) and a file goes out by sendfile. What the client transport
+ * cannot do (sendfile, splice: TLS) is asked of it, never assumed. Keep-alive and logging
  * are the caller's.
  */
 #include "response.h"
 
 #include <errno.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include "scgi.h"
@@ -18,6 +18,7 @@
 const char sg_response_write_failed[] = "write failed";
 const char sg_response_file_shrank[] = "sendfile target shrank while being sent";
 const char sg_response_sendfile_failed[] = "sendfile failed";
+const char sg_response_file_read_failed[] = "reading the file body failed";
 
 void sg_response_init(sg_response *r, const sg_request *req)
 {
@@ -155,17 +156,22 @@ void sg_response_set_file(sg_response *r, int fd, off_t off, uint64_t len)
     r->file_left = len;
 }
 
-/* At most this many file bytes per flush (see sg_response_flush) */
-#define SG_SENDFILE_TURN (2 * 1024 * 1024)
+/* The file body is through: its descriptor goes, the response is done. */
+static void file_done(sg_response *r)
+{
+    close(r->file_fd);
+    r->file_fd = -1;
+    r->done = true;
+}
 
 /* Returns 1 when bytes left, 0 when none could, SG_ERR with *err set. */
-static int send_file(sg_response *r, int fd, const char **err)
+static int send_file(sg_response *r, sg_transport *t, const char **err)
 {
     size_t turn = SG_SENDFILE_TURN;
     int wrote = 0;
     while (r->file_left > 0 && turn > 0) {
         size_t chunk = r->file_left > turn ? turn : (size_t)r->file_left;
-        ssize_t n = sendfile(fd, r->file_fd, &r->file_off, chunk);
+        ssize_t n = sg_transport_sendfile(t, r->file_fd, &r->file_off, chunk);
         if (n > 0) {
             r->file_left -= (uint64_t)n;
             turn -= (size_t)n;
@@ -173,9 +179,7 @@ static int send_file(sg_response *r, int fd, const char **err)
             wrote = 1;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n == SG_AGAIN)
             return wrote;
         /* 0: the file shrank under us; the promised length cannot be kept */
         *err = n == 0 ? sg_response_file_shrank : sg_response_sendfile_failed;
@@ -183,29 +187,82 @@ static int send_file(sg_response *r, int fd, const char **err)
     }
     if (r->file_left > 0)
         return wrote; /* this turn is over; the write watcher brings the caller back */
-    close(r->file_fd);
-    r->file_fd = -1;
-    r->done = true;
+    file_done(r);
     return wrote;
 }
 
-int sg_response_flush(sg_response *r, int fd, const char **err)
+/*
+ * send_file for a transport that cannot sendfile (TLS without kTLS): the file goes through
+ * `out` one piece at a time, so memory stays bounded by the piece whatever the file's size,
+ * and the same turn bounds the loop. A piece counts as given once it is in `out`, as a
+ * memory body does. Called with `out` empty; returns as send_file does.
+ */
+static int copy_file(sg_response *r, sg_transport *t, const char **err)
+{
+    size_t turn = SG_SENDFILE_TURN;
+    int wrote = 0;
+    for (;;) {
+        if (r->out.len == 0) {
+            if (r->file_fd < 0 || turn == 0)
+                return wrote;
+            if (r->file_left == 0) {
+                file_done(r);
+                return wrote;
+            }
+            size_t piece = SG_FILE_PIECE < turn ? SG_FILE_PIECE : turn;
+            if ((uint64_t)piece > r->file_left)
+                piece = (size_t)r->file_left;
+            sg_buf_reserve(&r->out, piece);
+            ssize_t n;
+            do
+                n = pread(r->file_fd, sg_buf_tail(&r->out), piece, r->file_off);
+            while (n < 0 && errno == EINTR);
+            if (n <= 0) {
+                *err = n == 0 ? sg_response_file_shrank : sg_response_file_read_failed;
+                return SG_ERR;
+            }
+            r->out.len += (size_t)n;
+            r->file_off += n;
+            r->file_left -= (uint64_t)n;
+            r->bytes_out += (uint64_t)n;
+            turn -= (size_t)n;
+            if (r->file_left == 0)
+                file_done(r);
+        }
+        ssize_t w = sg_transport_write(t, sg_buf_head(&r->out), r->out.len);
+        if (w == SG_ERR) {
+            *err = sg_response_write_failed;
+            return SG_ERR;
+        }
+        if (w <= 0)
+            return wrote; /* SG_AGAIN: the rest waits in `out` for the next flush */
+        sg_buf_consume(&r->out, (size_t)w);
+        wrote = 1;
+    }
+}
+
+int sg_response_flush(sg_response *r, sg_transport *t, const char **err)
 {
     int wrote = 0;
     if (r->out.len) {
-        ssize_t n = sg_buf_write(&r->out, fd);
+        ssize_t n = sg_transport_write(t, sg_buf_head(&r->out), r->out.len);
         if (n == SG_ERR) {
             *err = sg_response_write_failed;
             return SG_ERR;
         }
         if (n > 0) {
             wrote = 1;
-            if (r->out.len == 0)
-                sg_buf_reset(&r->out);
+            sg_buf_consume(&r->out, (size_t)n);
         }
     }
     if (r->out.len == 0 && r->pipe.len) {
-        ssize_t n = sg_pipe_drain(&r->pipe, fd);
+        /* the pipe is opened only for a transport that splices (response.h) */
+        if (!(sg_transport_caps(t) & SG_TRANSPORT_SPLICE)) {
+            errno = EINVAL;
+            *err = sg_response_write_failed;
+            return SG_ERR;
+        }
+        ssize_t n = sg_transport_splice(t, &r->pipe);
         if (n == SG_ERR) {
             *err = sg_response_write_failed;
             return SG_ERR;
@@ -214,7 +271,8 @@ int sg_response_flush(sg_response *r, int fd, const char **err)
             wrote = 1;
     }
     if (r->out.len == 0 && r->file_fd >= 0) {
-        int rc = send_file(r, fd, err);
+        int rc = sg_transport_caps(t) & SG_TRANSPORT_SENDFILE ? send_file(r, t, err)
+                                                              : copy_file(r, t, err);
         return rc < 0 ? rc : (rc | wrote);
     }
     return wrote;

@@ -19,16 +19,19 @@
 #include "buf.h"
 #include "pipe.h"
 #include "request.h"
+#include "transport.h"
 #include "util.h"
 
 /*
  * Embedded in the connection (the hot path reads its fields inline). Fields other than
- * `out` and `pipe` describe one response and are reset by sg_response_reset.
+ * `out`, `pipe` and `can_splice` describe one response and are reset by sg_response_reset.
  */
 typedef struct sg_response {
     sg_buf out;            /* owned: bytes for the client (heads, framed body bytes) */
-    sg_pipe pipe;          /* owned: body bytes for the client after `out` (splice) */
+    sg_pipe pipe;          /* owned: body bytes for the client after `out` (splice); opened
+                              only for a transport with SG_TRANSPORT_SPLICE */
     const sg_request *req; /* borrowed: the request answered (method, HTTP version) */
+    bool can_splice;       /* the owner's transport has SG_TRANSPORT_SPLICE: a pipe may be used */
     int status;            /* final status, 0 until one began */
     bool started;          /* a final head was begun: an error can only close now */
     bool done;             /* nothing more will be appended */
@@ -44,6 +47,10 @@ typedef struct sg_response {
 
 /** Room left behind the data for the in-place chunk-size line (sg_response_read). */
 #define SG_CHUNK_ROOM 12
+/** At most this many file bytes per flush (see sg_response_flush). */
+#define SG_SENDFILE_TURN (2 * 1024 * 1024)
+/** File bytes read into `out` at a time for a transport without sendfile: one TLS record. */
+#define SG_FILE_PIECE (16 * 1024)
 
 /** Sets up a writer for answers to `req` (borrowed, outlives the writer). */
 void sg_response_init(sg_response *r, const sg_request *req);
@@ -139,7 +146,10 @@ static inline ssize_t sg_response_read(sg_response *r, int fd, size_t room)
  * the socket type does not splice, close the pipe and use sg_response_read).
  */
 ssize_t sg_response_splice(sg_response *r, int fd, size_t max);
-/** Takes `fd` (owned from now) as the body: `len` bytes from `off`, sent by sendfile. */
+/**
+ * Takes `fd` (owned from now) as the body: `len` bytes from `off`, sent by sendfile, or read
+ * into `out` piece by piece when the transport cannot sendfile (TLS).
+ */
 void sg_response_set_file(sg_response *r, int fd, off_t off, uint64_t len);
 /**
  * The source ended. `clean`: its end was seen. A response whose announced length was not
@@ -165,13 +175,15 @@ static inline bool sg_response_pending(const sg_response *r)
 
 /** Why a flush failed (static strings, compare by address). */
 extern const char sg_response_write_failed[], sg_response_file_shrank[],
-    sg_response_sendfile_failed[];
+    sg_response_sendfile_failed[], sg_response_file_read_failed[];
 /**
- * Writes `out`, then the pipe, then up to SG_SENDFILE_TURN bytes of the file body to socket
- * `fd` (a client that reads as fast as the kernel sends must not keep the loop to itself).
- * Returns 1 when any byte left, 0 when none could, or SG_ERR with *err one of the strings
- * above (errno set except for a shrunk file). Bytes may still be pending after 1.
+ * Writes `out`, then the pipe, then up to SG_SENDFILE_TURN bytes of the file body to the
+ * client transport `t` (a client that reads as fast as the kernel sends must not keep the
+ * loop to itself). The file goes by sendfile when `t` has SG_TRANSPORT_SENDFILE, else
+ * through `out` in pieces of SG_FILE_PIECE bytes. Returns 1 when any byte left, 0 when none
+ * could, or SG_ERR with *err one of the strings above (errno set except for a shrunk file).
+ * Bytes may still be pending after 1.
  */
-int sg_response_flush(sg_response *r, int fd, const char **err);
+int sg_response_flush(sg_response *r, sg_transport *t, const char **err);
 
 #endif

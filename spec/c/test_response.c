@@ -1,7 +1,8 @@
 /* Unit tests for core/response.c, the response writer alone: status lines, framing decisions
  * (length, chunked, until close) for HTTP/1.0 and 1.1, the no-body rule (1xx, 204, 304, HEAD),
  * interim heads, in-place chunk framing of bytes read from a socket, the end of a cut or a
- * whole body, and flushing memory and file bodies to a socket. */
+ * whole body, and flushing memory and file bodies to a socket (the plain transport; a
+ * transport without sendfile is spec/c/test_transport.c's). */
 #include "../../core/response.c"
 #include "test.h"
 
@@ -261,15 +262,17 @@ static void test_flush_memory_and_file(void)
     CHECK(fd >= 0, "temp file");
     unlink(path);
     CHECK_INT(write(fd, "0123456789", 10), 10);
+    sg_transport tr; /* the socket stays the test's: never sg_transport_close'd */
+    sg_transport_init_plain(&tr, sv[0]);
     start(1, false);
     const char *err = NULL;
-    CHECK_INT(sg_response_flush(&resp, sv[0], &err), 0); /* nothing to write */
+    CHECK_INT(sg_response_flush(&resp, &tr, &err), 0); /* nothing to write */
     sg_response_begin(&resp, 200, NULL, 0);
     sg_response_end_head(&resp, 4, NULL, 0, true, DATE);
     sg_response_set_file(&resp, fd, 3, 4);
     CHECK(sg_response_pending(&resp), "pending");
     size_t head_len = resp.out.len;
-    CHECK_INT(sg_response_flush(&resp, sv[0], &err), 1);
+    CHECK_INT(sg_response_flush(&resp, &tr, &err), 1);
     CHECK(!sg_response_pending(&resp) && resp.done, "all written, file body done");
     CHECK_INT(resp.file_fd, -1);
     char got[256];
@@ -286,7 +289,7 @@ static void test_flush_memory_and_file(void)
     sg_response_begin(&resp, 200, NULL, 0);
     sg_response_end_head(&resp, 4, NULL, 0, true, DATE);
     sg_response_set_file(&resp, fd, 0, 4);
-    CHECK_INT(sg_response_flush(&resp, sv[0], &err), SG_ERR);
+    CHECK_INT(sg_response_flush(&resp, &tr, &err), SG_ERR);
     CHECK(err == sg_response_file_shrank, "shrank");
     stop(); /* closes the file */
 
@@ -296,7 +299,7 @@ static void test_flush_memory_and_file(void)
     sg_response_begin(&resp, 200, NULL, 0);
     sg_response_end_head(&resp, 0, NULL, 0, true, DATE);
     err = NULL;
-    CHECK_INT(sg_response_flush(&resp, sv[0], &err), SG_ERR);
+    CHECK_INT(sg_response_flush(&resp, &tr, &err), SG_ERR);
     CHECK(err == sg_response_write_failed, "write failed");
     stop();
     close(sv[0]);
