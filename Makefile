@@ -11,6 +11,7 @@ CC       ?= cc
 PKGS     := libev-dev libluajit-5.1-dev luajit libhttp-parser-dev
 TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3 luarocks groff-base valgrind curl
 LINT_PKGS := clang-format lua-check cppcheck
+BENCH_PKGS := wrk nginx lighttpd curl iproute2 valgrind
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
 LUAJIT_LIBS   := $(shell pkg-config --libs luajit 2>/dev/null || echo -lluajit-5.1)
 
@@ -94,6 +95,7 @@ format:
 	@sh spec/tools/format.sh
 
 bench: all
+	@sh spec/tools/ensure-packages.sh $(BENCH_PKGS)
 	@sh spec/bench/run.sh
 
 install: all

@@ -4,6 +4,8 @@
 # measured: plain (prefix route, default), lua-match (a Lua match function), balancer (two
 # members, byrequests), lua-balancer (two members, a Lua method).
 #   usage: gateway.sh PORT BACKEND_PORT DATADIR RUNDIR [WORKERS]
+#   GW_WRAP: a command prefix for the gateway (spec/bench/loopprobe.sh sets LD_PRELOAD with it;
+#   the rig keeps GW_PREFIX for its own taskset)
 set -eu
 port=$1 backend=$2 data=$3 rundir=$4 workers=${5:-1}
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,4 +38,4 @@ return {
   routes = { $route },
 }
 LUA
-exec ${GW_PREFIX:-} "$here/scgi-lua" "$rundir/gateway.lua"
+exec ${GW_WRAP:-} "$here/scgi-lua" "$rundir/gateway.lua"
