@@ -64,9 +64,10 @@ typedef struct sg_upstream {
 
 /*
  * Embedded in its carrier (no allocation per request). The carrier reads `phase`,
- * `close_after`, `req`, `rb` and `resp`, and writes `req` (its parser), `rb` (body bytes)
- * and `t_start`; every other field is the exchange's. Everything of one request is reset
- * together by sg_exchange_end: nothing of a request outlives it on the carrier.
+ * `close_after`, `cfg` (the limits and timeouts of the request), `req`, `rb` and `resp`,
+ * and writes `req` (its parser), `rb` (body bytes) and `t_start`; every other field is the
+ * exchange's. Everything of one request is reset together by sg_exchange_end: nothing of a
+ * request outlives it on the carrier.
  */
 struct sg_exchange {
     sg_conn_host *host;         /* borrowed; outlives the carrier */
