@@ -441,7 +441,7 @@ static void upstream_close(sg_exchange *x)
 /*
  * Everything after the exchange in one memset, not field by field: the backend, balancer and
  * member state it borrowed from the request's configuration must not reach the next request
- * on this connection (a reload may have freed them by then), nor must any field added later.
+ * on this carrier (a reload may have freed them by then), nor must any field added later.
  * The exchange forgets its own borrowed pointers (sg_backend_reset) and keeps only its
  * buffers' memory (sg_exchange_shrink gives it back between requests).
  */
@@ -730,7 +730,7 @@ static sg_exchange *exchange_of(sg_backend_conn *b)
 static void on_interim(sg_backend_conn *b, const sg_cgi_head *h)
 {
     sg_exchange *x = exchange_of(b);
-    if (h->status == 103 && x->req.http_minor >= 1) {
+    if (h->status == 103 && (x->req.http_major > 1 || x->req.http_minor >= 1)) {
         const char *sf = x->route->sendfile; /* a path on our disk: not for the client */
         sg_response_begin(&x->resp, h->status, h->reason, h->reason_len);
         for (size_t i = 0; i < h->nheaders; i++) {
