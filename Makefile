@@ -8,8 +8,8 @@ LUADIR   ?= $(PREFIX)/share/lua/5.1
 MANDIR   ?= $(PREFIX)/share/man
 
 CC       ?= cc
-PKGS     := libev-dev libluajit-5.1-dev luajit libhttp-parser-dev
-TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3 luarocks groff-base valgrind curl
+PKGS     := libev-dev libluajit-5.1-dev luajit libhttp-parser-dev libssl-dev
+TEST_PKGS := lua-busted lua-socket lua-posix uwsgi uwsgi-plugin-python3 python3 luarocks groff-base valgrind curl openssl
 LINT_PKGS := clang-format lua-check cppcheck
 BENCH_PKGS := wrk nginx lighttpd curl iproute2 valgrind
 LUAJIT_CFLAGS := $(shell pkg-config --cflags luajit 2>/dev/null || echo -I/usr/include/luajit-2.1)
@@ -22,7 +22,7 @@ CFLAGS   ?= -O2 -g
 SG_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Werror $(LUAJIT_CFLAGS) \
              -DSG_LUA_DIR='"$(LUADIR)"' -pthread
 SG_LDFLAGS := -Wl,-E -pthread
-LDLIBS   += -lev -lhttp_parser $(LUAJIT_LIBS) -lm
+LDLIBS   += -lev -lhttp_parser -lssl -lcrypto $(LUAJIT_LIBS) -lm
 ifdef SANITIZE
 SG_CFLAGS  += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SG_LDFLAGS += -fsanitize=address,undefined

@@ -53,6 +53,7 @@ test = {
 external_dependencies = {
   LIBEV = { header = "ev.h", library = "ev" },
   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
+  OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
   LUAJIT = { header = "luajit-2.1/luajit.h", library = "luajit-5.1" },
 }
 

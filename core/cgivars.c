@@ -79,7 +79,27 @@ int sg_cgi_vars_build(sg_scgi_vars *v, const sg_cgi_vars_in *in, sg_buf *err)
     ADD(v, "SERVER_SOFTWARE", SG_SOFTWARE, sizeof SG_SOFTWARE - 1);
     ADD_STR(v, "REMOTE_ADDR", cl->remote_addr);
     add_num(v, "REMOTE_PORT", 11, (unsigned)cl->remote_port);
-    ADD(v, "REQUEST_SCHEME", "http", 4);
+    if (cl->tls) {
+        /* mod_ssl's StdEnvVars names: what Django, Rails and Fossil look for */
+        const sg_tls_info *t = cl->tls;
+        ADD(v, "REQUEST_SCHEME", "https", 5);
+        ADD(v, "HTTPS", "on", 2);
+        ADD_STR(v, "SSL_PROTOCOL", t->protocol);
+        ADD_STR(v, "SSL_CIPHER", t->cipher);
+        if (t->sni[0])
+            ADD_STR(v, "SSL_TLS_SNI", t->sni);
+        if (t->client_verify_asked || t->s_dn)
+            ADD_STR(v, "SSL_CLIENT_VERIFY", t->verify);
+        if (t->s_dn) {
+            ADD_STR(v, "SSL_CLIENT_S_DN", t->s_dn);
+            ADD_STR(v, "SSL_CLIENT_I_DN", t->i_dn);
+            ADD_STR(v, "SSL_CLIENT_M_SERIAL", t->serial);
+        }
+        if (t->cert_pem)
+            ADD_STR(v, "SSL_CLIENT_CERT", t->cert_pem);
+    } else {
+        ADD(v, "REQUEST_SCHEME", "http", 4);
+    }
     ADD(v, "GATEWAY_INTERFACE", "CGI/1.1", 7);
     if (in->orig_uri) {
         /* no REDIRECT_URL: frameworks read it as the current URL and get the prefix wrong */

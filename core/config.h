@@ -73,16 +73,22 @@ typedef struct sg_route {
     double timeout;             /* backend timeout (route override or global) */
 } sg_route;
 
+typedef struct sg_tls_conf sg_tls_conf; /* tls.h */
+typedef struct sg_tls_ctx sg_tls_ctx;
+
 typedef struct sg_listen {
     char *text;
     struct sockaddr_storage addr;
     socklen_t addrlen;
     bool is_unix;
     char *unix_path;
+    sg_tls_conf *tls;    /* owned: listen[i].tls, NULL for plain HTTP */
+    sg_tls_ctx *tls_ctx; /* owned (one reference): built from `tls` with the generation */
 } sg_listen;
 
 typedef struct sg_timeouts {
     double client_header, client_body, keepalive, connect, backend, send, shutdown;
+    double tls_handshake; /* from accept to the end of a TLS handshake */
 } sg_timeouts;
 
 typedef struct sg_limits {

@@ -22,6 +22,7 @@
 #include "exchange.h"
 #include "http.h"
 #include "log.h"
+#include "tls.h"
 #include "transport.h"
 #include "util.h"
 
@@ -39,7 +40,8 @@ enum sg_conn_state {
 /* Connection flags (c->flags): facts about the client socket, kept across requests. */
 enum {
     SG_CF_READ_EOF = 1 << 0, /* the client half-closed (or the read failed) */
-    SG_CF_IN_MORE = 1 << 1   /* the last read filled its buffer: more is likely queued */
+    SG_CF_IN_MORE = 1 << 1,  /* the last read filled its buffer: more is likely queued */
+    SG_CF_TLS = 1 << 2       /* a TLS session; its details are in tls_info once it is up */
 };
 
 struct sg_conn {
@@ -55,11 +57,13 @@ struct sg_conn {
     sg_http http;            /* the parser, restarted per head */
     sg_buf in;               /* owned: client bytes not parsed yet */
     unsigned requests;
-    ev_tstamp t_head;  /* client_header origin: the head's first byte (accept for the first) */
-    ev_tstamp t_idle;  /* keep-alive origin: the end of the previous request */
-    ev_tstamp t_read;  /* last client read progress */
-    ev_tstamp t_write; /* last client write progress */
-    sg_exchange x;     /* the request being answered (one at a time) */
+    ev_tstamp t_head;     /* client_header origin: the head's first byte (accept for the first) */
+    ev_tstamp t_idle;     /* keep-alive origin: the end of the previous request */
+    ev_tstamp t_read;     /* last client read progress */
+    ev_tstamp t_write;    /* last client write progress */
+    ev_tstamp t_accept;   /* timeouts.tls_handshake origin */
+    sg_exchange x;        /* the request being answered (one at a time) */
+    sg_tls_info tls_info; /* owned: what the TLS handshake negotiated (client.tls) */
 };
 
 static void conn_run(sg_conn *c);
@@ -399,7 +403,8 @@ enum sg_conn_timer {
     SG_TIMER_CLIENT_BODY,   /* the request body stalled: timeouts.client_body */
     SG_TIMER_SEND,          /* the client takes no response bytes: timeouts.send */
     SG_TIMER_BACKEND,       /* connect or backend progress (sg_exchange_deadline) */
-    SG_TIMER_LINGER         /* draining an unread body after the response: SG_LINGER_TIME */
+    SG_TIMER_LINGER,        /* draining an unread body after the response: SG_LINGER_TIME */
+    SG_TIMER_TLS_HANDSHAKE  /* the TLS handshake has not completed: timeouts.tls_handshake */
 };
 
 static ev_tstamp conn_deadline(sg_conn *c, enum sg_conn_timer *what)
@@ -426,6 +431,9 @@ static ev_tstamp conn_deadline(sg_conn *c, enum sg_conn_timer *what)
     } else if (!c->x.rb.complete && c->x.req.has_body && ev_is_active(&c->rio)) {
         CONSIDER(c->t_read + cfg->timeouts.client_body, SG_TIMER_CLIENT_BODY);
     }
+    if ((c->flags & SG_CF_TLS) && !c->client.tls && cfg->timeouts.tls_handshake > 0 &&
+        !sg_tls_established(&c->tr))
+        CONSIDER(c->t_accept + cfg->timeouts.tls_handshake, SG_TIMER_TLS_HANDSHAKE);
     if (to_client(c))
         CONSIDER(c->t_write + cfg->timeouts.send, SG_TIMER_SEND);
     if (c->x.phase == SG_X_PROXY) {
@@ -464,7 +472,8 @@ static void conn_watch(sg_conn *c)
     set_io(loop, &c->rio, want_read);
     if (want_read && sg_transport_pending(&c->tr)) /* TLS: bytes the fd will not signal */
         ev_feed_event(loop, &c->rio, EV_READ);
-    set_io(loop, &c->wio, to_client(c));
+    /* TLS: a read may wait for the socket to become writable (its handshake's output) */
+    set_io(loop, &c->wio, to_client(c) || (want_read && sg_tls_read_wants_write(&c->tr)));
     enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
     if (d > 0) {
@@ -526,10 +535,69 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     case SG_TIMER_LINGER:
         sg_conn_close(c);
         return;
+    case SG_TIMER_TLS_HANDSHAKE:
+        sg_log_info(0, "%s: TLS handshake not completed within timeouts.tls_handshake, closing",
+                    c->client.peer);
+        sg_conn_close(c);
+        return;
     case SG_TIMER_NONE:
         break;
     }
     conn_run(c);
+}
+
+/* The handshake is over: what it negotiated becomes the client's (variables, req.tls). */
+static void tls_up(sg_conn *c)
+{
+    sg_tls_get_info(&c->tr, &c->tls_info);
+    c->client.tls = &c->tls_info;
+    sg_log_debug(0, "%s: %s %s%s%s", c->client.peer, c->tls_info.protocol, c->tls_info.cipher,
+                 c->tls_info.sni[0] ? ", SNI " : "", c->tls_info.sni);
+}
+
+/*
+ * Plain HTTP on a TLS port: answered in plaintext, as nginx does, since the client cannot
+ * read anything else. What it sent is drained first: closing with unread bytes resets the
+ * connection, and the reset may destroy the answer.
+ */
+static void plain_http_answer(sg_conn *c)
+{
+    static const char msg[] = "HTTP/1.1 400 Bad Request\r\nServer: " SG_SOFTWARE
+                              "\r\nContent-Type: text/plain\r\nContent-Length: 46\r\n"
+                              "Connection: close\r\n\r\n"
+                              "The plain HTTP request was sent to HTTPS port\n";
+    int fd = sg_transport_fd(&c->tr);
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
+    if (send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        sg_log_debug(errno, "%s: cannot answer plain HTTP on the TLS port", c->client.peer);
+    shutdown(fd, SHUT_WR);
+}
+
+/*
+ * A TLS read failed. A failed handshake is the client's business: one info line with
+ * OpenSSL's reason, never an error. Returns true when the connection was closed here.
+ */
+static bool tls_failed(sg_conn *c)
+{
+    bool plain = false;
+    const char *why = sg_tls_failure(&c->tr, &plain);
+    if (plain) {
+        sg_log_info(0, "%s: plain HTTP request on the TLS port %s, 400", c->client.peer,
+                    c->listen_text);
+        plain_http_answer(c);
+        sg_conn_close(c);
+        return true;
+    }
+    if (!c->client.tls) {
+        sg_log_info(0, "%s: TLS handshake failed: %s", c->client.peer, why ? why : strerror(errno));
+        sg_conn_close(c);
+        return true;
+    }
+    if (why)
+        sg_log_info(0, "%s: TLS error: %s, closing", c->client.peer, why);
+    return false;
 }
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -568,6 +636,14 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
      * holds a few hundred bytes, not a 16 KiB read buffer (10,000 idle clients: MBs, not GBs) */
     char chunk[16384];
     ssize_t n = sg_transport_read(&c->tr, chunk, sizeof chunk);
+    if (c->flags & SG_CF_TLS) {
+        if (n > 0 && !c->client.tls)
+            tls_up(c);
+        else if (n == SG_ERR && tls_failed(c))
+            return;
+        else if (n == SG_AGAIN && sg_tls_read_wants_write(&c->tr))
+            conn_watch(c); /* the handshake waits for the socket to take its bytes */
+    }
     if (n == SG_AGAIN)
         return;
     bool head_first = n > 0 && c->state == SG_CONN_READ_HEAD && c->in.len == 0 &&
@@ -607,8 +683,9 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {
     sg_conn *c = SG_CONTAINER_OF(w, sg_conn, wio);
-    SG_UNUSED(loop);
     SG_UNUSED(revents);
+    if (sg_tls_read_wants_write(&c->tr))
+        ev_feed_event(loop, &c->rio, EV_READ);
     if (!conn_flush(c))
         return;
     conn_run(c); /* conn_watch re-arms the backend read once `out` has room again */
@@ -647,12 +724,18 @@ static const sg_exchange_ops exchange_ops = {
 };
 
 sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                     const char *listen_text)
+                     const char *listen_text, sg_tls_ctx *tls)
 {
     SG_UNUSED(peerlen);
     sg_conn *c = sg_xcalloc(1, sizeof *c);
     sg_client *cl = &c->client;
-    sg_transport_init_plain(&c->tr, fd);
+    if (tls) {
+        c->flags |= SG_CF_TLS;
+        if (sg_tls_accept(&c->tr, fd, tls) != SG_OK) /* its first read fails, and closes */
+            sg_log_error(0, "cannot start a TLS session for a client on %s", listen_text);
+    } else {
+        sg_transport_init_plain(&c->tr, fd);
+    }
     c->host = host;
     c->listen_text = listen_text;
     format_addr(peer, cl->remote_addr, sizeof cl->remote_addr, &cl->remote_port);
@@ -685,7 +768,7 @@ sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, so
     start_head(c);
     /* the first request starts at the accept, and client_header counts from it */
     c->t_head = c->x.t_start = ev_now(loop);
-    c->t_write = ev_now(loop);
+    c->t_write = c->t_accept = ev_now(loop);
     conn_watch(c);
     return c;
 }
@@ -713,6 +796,7 @@ void sg_conn_free(sg_conn *c)
         return;
     sg_buf_free(&c->in);
     sg_exchange_free(&c->x);
+    sg_tls_info_free(&c->tls_info);
     free(c);
 }
 

@@ -11,10 +11,14 @@
 #include <sys/socket.h>
 
 #include "conn_host.h"
+#include "tls.h"
 
-/** Takes ownership of the accepted, non-blocking `fd`. */
+/**
+ * Takes ownership of the accepted, non-blocking `fd`; with `tls` (the listener's context, a
+ * reference taken) the connection is a TLS session, else plain.
+ */
 sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                     const char *listen_text);
+                     const char *listen_text, sg_tls_ctx *tls);
 void sg_conn_free(sg_conn *c);
 /** Graceful stop: closes the connection now if it is idle between requests. */
 void sg_conn_shutdown(sg_conn *c);

@@ -169,7 +169,7 @@ static void request_reset(sg_exchange *x)
     x->phase = SG_X_IDLE;
     x->cfg = NULL;
     x->route = NULL;
-    sg_hook_ctx_init(&x->hook, NULL, NULL, NULL, 0);
+    sg_hook_ctx_init(&x->hook, NULL, NULL, NULL);
     x->close_after = x->sent_continue = false;
     sg_response_reset(&x->resp); /* closes a file body left by a cut response */
     x->t_start = 0;
@@ -237,7 +237,7 @@ static void route_request(sg_exchange *x)
 {
     sg_request *r = &x->req;
     sg_hook_ctx_release(&x->hook); /* a retargeted request needs a fresh req table */
-    sg_hook_ctx_init(&x->hook, x->cfg, r, x->client->remote_addr, x->client->remote_port);
+    sg_hook_ctx_init(&x->hook, x->cfg, r, x->client);
     x->route = NULL;
     if (x->cfg->status_path && strcmp(r->path, x->cfg->status_path) == 0) {
         status_endpoint(x);

@@ -274,6 +274,30 @@ static void push_headers(lua_State *L, const sg_request *r)
     }
 }
 
+/* req.tls: what the connection negotiated (the backend's SSL_* variables, README "TLS"). */
+static void push_tls(lua_State *L, const sg_tls_info *t)
+{
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, t->protocol);
+    lua_setfield(L, -2, "protocol");
+    lua_pushstring(L, t->cipher);
+    lua_setfield(L, -2, "cipher");
+    if (t->sni[0]) {
+        lua_pushstring(L, t->sni);
+        lua_setfield(L, -2, "sni");
+    }
+    lua_pushstring(L, t->verify);
+    lua_setfield(L, -2, "client_verify");
+    if (t->s_dn) {
+        lua_pushstring(L, t->s_dn);
+        lua_setfield(L, -2, "client_s_dn");
+        lua_pushstring(L, t->i_dn);
+        lua_setfield(L, -2, "client_i_dn");
+        lua_pushstring(L, t->serial);
+        lua_setfield(L, -2, "client_serial");
+    }
+}
+
 /* __index(req, key), upvalue 1: the weak map. Pushes the field and caches it in req. */
 static int req_index(lua_State *L)
 {
@@ -298,9 +322,13 @@ static int req_index(lua_State *L)
     else if (klen == 7 && memcmp(k, "headers", 7) == 0)
         push_headers(L, r);
     else if (klen == 11 && memcmp(k, "remote_addr", 11) == 0)
-        lua_pushstring(L, ctx->remote_addr);
+        lua_pushstring(L, ctx->client->remote_addr);
     else if (klen == 11 && memcmp(k, "remote_port", 11) == 0)
-        lua_pushinteger(L, ctx->remote_port);
+        lua_pushinteger(L, ctx->client->remote_port);
+    else if (klen == 6 && memcmp(k, "scheme", 6) == 0)
+        lua_pushstring(L, ctx->client->tls ? "https" : "http");
+    else if (klen == 3 && memcmp(k, "tls", 3) == 0 && ctx->client->tls)
+        push_tls(L, ctx->client->tls);
     else
         return 0;
     lua_pushvalue(L, 2);
@@ -535,12 +563,11 @@ void sg_config_summary(sg_config *cfg, sg_buf *out)
 /* ---- hooks ---- */
 
 void sg_hook_ctx_init(sg_hook_ctx *ctx, sg_config *cfg, const sg_request *req,
-                      const char *remote_addr, int remote_port)
+                      const sg_client *client)
 {
     ctx->cfg = cfg;
     ctx->req = req;
-    ctx->remote_addr = remote_addr;
-    ctx->remote_port = remote_port;
+    ctx->client = client;
     ctx->table_ref = LUA_NOREF;
 }
 

@@ -54,13 +54,12 @@ void sg_config_summary(sg_config *cfg, sg_buf *out);
 typedef struct sg_hook_ctx {
     sg_config *cfg;          /* borrowed */
     const sg_request *req;   /* borrowed */
-    const char *remote_addr; /* borrowed */
-    int remote_port;
-    int table_ref; /* LUA_NOREF until built */
+    const sg_client *client; /* borrowed: addresses, TLS */
+    int table_ref;           /* LUA_NOREF until built */
 } sg_hook_ctx;
 
 void sg_hook_ctx_init(sg_hook_ctx *ctx, sg_config *cfg, const sg_request *req,
-                      const char *remote_addr, int remote_port);
+                      const sg_client *client);
 void sg_hook_ctx_release(sg_hook_ctx *ctx);
 
 /**

@@ -47,12 +47,25 @@ typedef struct sg_request {
 /** Returns the first header named `name` (case-insensitive), or NULL. */
 /* Where a request came from (the carrier's addresses), for the variables, the status endpoint's
  * allow list and logs. */
+/* What a TLS connection negotiated, for the backend's SSL_* variables and req.tls. */
+typedef struct sg_tls_info {
+    const char *protocol; /* static (OpenSSL's): "TLSv1.3" */
+    char cipher[64];
+    char sni[256];            /* "" without SNI */
+    bool client_verify_asked; /* the listener asks for client certificates */
+    char verify[128];         /* "NONE", "SUCCESS" or "FAILED:reason" (mod_ssl's values) */
+    char *s_dn, *i_dn;        /* owned, RFC 2253; NULL without a client certificate */
+    char serial[80];          /* hex */
+    char *cert_pem;           /* owned: with export_client_cert, else NULL */
+} sg_tls_info;
+
 typedef struct sg_client {
     char peer[80]; /* "ip:port" for logs */
     char remote_addr[64];
     int remote_port;
     char server_addr[64];
     int server_port;
+    const sg_tls_info *tls; /* NULL on a plain connection (or before its handshake ended) */
 } sg_client;
 
 const sg_req_header *sg_request_header(const sg_request *r, const char *name);

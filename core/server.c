@@ -33,6 +33,7 @@
 typedef struct sg_listener {
     ev_io io;
     int fd;
+    size_t conf; /* its entry in the current generation's listen list (TLS settings) */
     sg_server *server;
     char *text;      /* owned: bound address, for logs */
     char *key;       /* owned: the configured address, to match listeners across reloads */
@@ -204,7 +205,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
         s->stats.connections_total++;
-        sg_conn *c = sg_conn_new(&s->host, fd, (struct sockaddr *)&peer, plen, l->text);
+        sg_tls_ctx *tls = l->conf < s->cfg->nlisten ? s->cfg->listen[l->conf].tls_ctx : NULL;
+        sg_conn *c = sg_conn_new(&s->host, fd, (struct sockaddr *)&peer, plen, l->text, tls);
         sg_conn_link(c, &s->conns);
         s->nconns++;
     }
@@ -244,8 +246,9 @@ int sg_server_listen(sg_server *s, char err[SG_ERR_LEN])
         int fd = sg_listen_open(ls, text, sizeof text, err);
         if (fd < 0)
             return SG_ERR;
-        s->listeners[s->nlisteners++] = add_listener(s, fd, text, ls->text, ls->unix_path);
-        sg_log_info(0, "listening on %s", text);
+        s->listeners[s->nlisteners] = add_listener(s, fd, text, ls->text, ls->unix_path);
+        s->listeners[s->nlisteners++]->conf = i;
+        sg_log_info(0, "listening on %s%s", text, ls->tls ? " (TLS)" : "");
     }
     return SG_OK;
 }
@@ -255,8 +258,10 @@ int sg_server_adopt(sg_server *s, const int *fds, char *const *texts, size_t n)
     s->worker = true;
     ev_timer_stop(s->loop, &s->watch);
     s->listeners = sg_xcalloc(n ? n : 1, sizeof *s->listeners);
-    for (size_t i = 0; i < n; i++)
-        s->listeners[s->nlisteners++] = add_listener(s, fds[i], texts[i], texts[i], NULL);
+    for (size_t i = 0; i < n; i++) { /* the master passes them in the config's order */
+        s->listeners[s->nlisteners] = add_listener(s, fds[i], texts[i], texts[i], NULL);
+        s->listeners[s->nlisteners++]->conf = i;
+    }
     return SG_OK;
 }
 
@@ -319,6 +324,8 @@ static int sync_listeners(sg_server *s, const sg_config *cfg, char err[SG_ERR_LE
     free(s->listeners);
     s->listeners = next;
     s->nlisteners = cfg->nlisten;
+    for (size_t i = 0; i < s->nlisteners; i++) /* only now: a failed reload keeps the old */
+        s->listeners[i]->conf = i;
     if (opened || closed)
         sg_log_info(0, "listen addresses: %zu opened, %zu closed", opened, closed);
     return SG_OK;

@@ -11,6 +11,7 @@ typedef struct fixture {
     sg_route r[MAXR];
     sg_request req;
     sg_hook_ctx ctx;
+    sg_client client;
 } fixture;
 
 /* paths: NULL is a route without a prefix; a leading '~' gives the route a match pattern */
@@ -35,7 +36,9 @@ static void fx_init(fixture *f, const char *const *paths, size_t n, const char *
     f->cfg.limits.match_path_bytes = 16;
     f->req.path = req_path;
     f->req.path_len = strlen(req_path);
-    sg_hook_ctx_init(&f->ctx, &f->cfg, &f->req, "127.0.0.1", 1);
+    snprintf(f->client.remote_addr, sizeof f->client.remote_addr, "127.0.0.1");
+    f->client.remote_port = 1;
+    sg_hook_ctx_init(&f->ctx, &f->cfg, &f->req, &f->client);
 }
 
 typedef struct row {
