@@ -20,6 +20,7 @@
 #include "lua_bridge.h"
 #include "master.h"
 #include "server.h"
+#include "tls.h"
 #include "util.h"
 
 #ifndef SG_LUA_DIR
@@ -97,6 +98,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *file = argv[optind];
+    if (sg_tls_global_init() != SG_OK) {
+        fprintf(stderr, "scgi-lua: cannot initialise TLS: no random bytes\n");
+        return 1;
+    }
     char lua_dir[PATH_MAX];
     find_lua_dir(lua_dir, sizeof lua_dir);
 

@@ -6,8 +6,12 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -44,6 +49,64 @@ typedef struct sg_tls_session {
 } sg_tls_session;
 
 static int ex_index = -1; /* SSL ex_data slot: the sg_tls_ctx, for the SNI callback */
+
+/*
+ * Session tickets. Every key derives from one secret made at the first context of the
+ * process and an hour number, so workers forked from the master (and every generation a
+ * reload builds in them) encrypt and decrypt the same tickets, and keys rotate every hour
+ * with no coordination: a ticket of the previous hour is still accepted, and renewed.
+ */
+#define SG_TICKET_PERIOD 3600
+static unsigned char ticket_secret[32];
+static bool ticket_secret_set;
+
+static void ticket_keys(uint64_t slot, unsigned char aes[32], unsigned char mac[32])
+{
+    unsigned char in[9];
+    unsigned int len = 32;
+    for (int i = 0; i < 8; i++)
+        in[i] = (unsigned char)(slot >> (8 * i));
+    in[8] = 'a';
+    HMAC(EVP_sha256(), ticket_secret, sizeof ticket_secret, in, sizeof in, aes, &len);
+    in[8] = 'm';
+    HMAC(EVP_sha256(), ticket_secret, sizeof ticket_secret, in, sizeof in, mac, &len);
+}
+
+static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *cctx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    SG_UNUSED(ssl);
+    uint64_t now = (uint64_t)time(NULL) / SG_TICKET_PERIOD, slot = now;
+    int rc = 1;
+    if (enc) {
+        memset(name, 0, 16);
+        memcpy(name, "sgl1", 4);
+        for (int i = 0; i < 8; i++)
+            name[4 + i] = (unsigned char)(slot >> (8 * i));
+        if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
+            return -1;
+    } else {
+        if (memcmp(name, "sgl1", 4) != 0)
+            return 0; /* not ours: a full handshake */
+        slot = 0;
+        for (int i = 0; i < 8; i++)
+            slot |= (uint64_t)name[4 + i] << (8 * i);
+        if (slot != now && slot + 1 != now)
+            return 0;             /* expired */
+        rc = slot == now ? 1 : 2; /* 2: accepted, and a fresh ticket is issued */
+    }
+    unsigned char aes[32], mac[32];
+    ticket_keys(slot, aes, mac);
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, mac, 32),
+                            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                                             (char *)"sha256", 0),
+                            OSSL_PARAM_construct_end() };
+    int ok = enc ? EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv)
+                 : EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, aes, iv);
+    if (ok != 1 || EVP_MAC_CTX_set_params(hctx, params) != 1)
+        return -1;
+    return rc;
+}
 
 static void openssl_reason(char *out, size_t len)
 {
@@ -105,6 +168,18 @@ static int verify_generous(int ok, X509_STORE_CTX *store)
     return 1;
 }
 
+int sg_tls_global_init(void)
+{
+    if (ex_index < 0)
+        ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (!ticket_secret_set) {
+        if (RAND_bytes(ticket_secret, sizeof ticket_secret) != 1)
+            return SG_ERR;
+        ticket_secret_set = true;
+    }
+    return SG_OK;
+}
+
 static SSL_CTX *ctx_one(const sg_tls_conf *conf, size_t i, char *err, size_t errlen)
 {
     char reason[256];
@@ -125,6 +200,7 @@ static SSL_CTX *ctx_one(const sg_tls_conf *conf, size_t i, char *err, size_t err
                             SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_dh_auto(c, 1);
     SSL_CTX_set_session_id_context(c, (const unsigned char *)"scgi-lua", 8);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_cb);
     SSL_CTX_set_alpn_select_cb(c, alpn_select, NULL);
     if (SSL_CTX_set_cipher_list(c, conf->ciphers ? conf->ciphers : SG_TLS_CIPHERS) != 1) {
         openssl_reason(reason, sizeof reason);
@@ -171,8 +247,10 @@ fail:
 sg_tls_ctx *sg_tls_ctx_new(const sg_tls_conf *conf, char *err, size_t errlen, char *warn,
                            size_t warnlen)
 {
-    if (ex_index < 0) /* first use is on the loader thread or at start, one at a time */
-        ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    if (sg_tls_global_init() != SG_OK) {
+        snprintf(err, errlen, "cannot make a session ticket key: no random bytes");
+        return NULL;
+    }
     if (warn && warnlen)
         warn[0] = '\0';
     ERR_clear_error();

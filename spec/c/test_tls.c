@@ -173,6 +173,7 @@ static ssize_t pair_handshake(pair *p, int *client_ok)
 
 static void pair_close(pair *p)
 {
+    SSL_shutdown(p->cli); /* a session freed without close_notify is not resumable */
     sg_transport_close(&p->srv);
     SSL_free(p->cli);
     SSL_CTX_free(p->cctx);
@@ -393,6 +394,44 @@ static void test_client_certs(void)
     }
 }
 
+/* TLS 1.3 tickets arrive after the handshake: the client reads once to take them. */
+static SSL_SESSION *take_session(pair *p)
+{
+    char buf[16];
+    sg_transport_write(&p->srv, "x", 1);
+    for (int i = 0; i < 10 && SSL_read(p->cli, buf, sizeof buf) <= 0; i++)
+        ;
+    return SSL_get1_session(p->cli);
+}
+
+/* A ticket from one context resumes on another one: another worker, or a reload's. */
+static void test_resumption(void)
+{
+    char err[512];
+    sg_tls_conf c = conf_ab();
+    sg_tls_ctx *first = sg_tls_ctx_new(&c, err, sizeof err, NULL, 0);
+    sg_tls_ctx *second = sg_tls_ctx_new(&c, err, sizeof err, NULL, 0);
+    for (int v = 0; v < 2; v++) {
+        int max = v ? TLS1_2_VERSION : 0;
+        pair p;
+        int ok;
+        pair_open(&p, first, "a.example", false, max);
+        pair_handshake(&p, &ok);
+        SSL_SESSION *sess = take_session(&p);
+        CHECK(ok && sess && SSL_SESSION_is_resumable(sess), "v%d: no resumable session", v);
+        CHECK(!SSL_session_reused(p.cli), "v%d: first handshake reused", v);
+        pair_close(&p);
+        pair_open(&p, second, "a.example", false, max);
+        SSL_set_session(p.cli, sess);
+        pair_handshake(&p, &ok);
+        CHECK(ok && SSL_session_reused(p.cli), "v%d: not resumed on the second context", v);
+        SSL_SESSION_free(sess);
+        pair_close(&p);
+    }
+    sg_tls_ctx_free(first);
+    sg_tls_ctx_free(second);
+}
+
 static void cleanup(void)
 {
     char cmd[300];
@@ -413,6 +452,7 @@ int main(void)
     RUN(test_data_and_close);
     RUN(test_tls13_floor_and_plain_http);
     test_client_certs();
+    RUN(test_resumption);
     cleanup();
     return test_report("tls");
 }
