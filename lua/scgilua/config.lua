@@ -427,8 +427,69 @@ end }
 
 local listen_addr = s.string { what = ADDRESS_WHAT, convert = parse_listen }
 
-local listen = s.list { of = listen_addr, min = 1, single = true, default = "127.0.0.1:8080",
-  what = LISTEN_WHAT }
+-- listen[i].tls (README "TLS"): files are checked when the config is built (tls.c), where
+-- OpenSSL can say what is wrong with them.
+local tls_cert = s.record {
+  { cert = s.string { match = ".", what = "a PEM certificate file path", required = true } },
+  { key = s.string { match = ".", what = "a PEM private key file path", required = true } },
+}
+
+local tls = s.record {
+  { certs = s.list { of = tls_cert, min = 1, required = true,
+    what = "a non-empty list of { cert = , key = } tables" } },
+  { protocols = s.enum { "TLSv1.2+", "TLSv1.3", default = "TLSv1.2+" } },
+  { ciphers = s.string { match = ".", what = "an OpenSSL cipher list" } },
+  { client_ca = s.string { match = ".", what = "a PEM CA file path" } },
+  { verify_client = s.enum { "require", "optional" } },
+  { export_client_cert = s.boolean { default = false } },
+  post = function(out, _v, path, cx)
+    if out.verify_client and not out.client_ca then
+      cx:err(s.join(path, "verify_client"), "needs client_ca (the CA that signs client certificates)")
+    elseif out.client_ca and not out.verify_client then
+      out.verify_client = "require"
+    end
+  end,
+}
+
+local listen_record = s.record {
+  { addr = s.string { what = ADDRESS_WHAT, convert = parse_listen, required = true } },
+  { tls = tls },
+  post = function(out, _v, path, cx)
+    if out.addr and out.addr.kind == "unix" and out.tls then
+      cx:err(s.join(path, "tls"), "TLS on a unix socket is not supported")
+    end
+  end,
+}
+
+-- An address string, or { addr = , tls = }: flattened to the address fields plus `tls`.
+local listen_entry = s.custom { type = "any", what = ADDRESS_WHAT .. ' or { addr = , tls = }',
+  check = function(v, path, cx)
+    if type(v) == "string" then
+      return listen_addr.check(v, path, cx)
+    end
+    if type(v) ~= "table" then
+      return cx:expected(path, ADDRESS_WHAT .. ' or { addr = , tls = }', v)
+    end
+    local r = listen_record.check(v, path, cx)
+    if not r or not r.addr then
+      return nil
+    end
+    r.addr.tls = r.tls
+    return r.addr
+  end,
+}
+
+local listen = s.custom { type = "any", what = LISTEN_WHAT, default = "127.0.0.1:8080",
+  check = function(v, path, cx)
+    -- one entry on its own: a string, or a table with `addr` (a list has none)
+    if type(v) == "string" or (type(v) == "table" and v.addr ~= nil) then
+      local x = listen_entry.check(v, path, cx)
+      return x ~= nil and { x } or nil
+    end
+    local list = s.list { of = listen_entry, min = 1, what = LISTEN_WHAT }
+    return list.check(v, path, cx)
+  end,
+}
 
 local workers = s.one_of {
   s.integer { min = 1 },
@@ -444,6 +505,7 @@ local timeouts = s.record {
   { backend = s.number { gt = 0, default = 60 } },
   { send = s.number { gt = 0, default = 60 } },
   { shutdown = s.number { gt = 0, default = 30 } },
+  { tls_handshake = s.number { gt = 0, default = 10 } },
   default = {},
 }
 
@@ -724,6 +786,7 @@ local config = s.record {
 -- Field lists (for documentation and tests).
 _M.fields = {
   config = config.fields, timeouts = timeouts.fields, limits = limits.fields,
+  listen = listen_record.fields, tls = tls.fields, tls_cert = tls_cert.fields,
   status = status_record.fields, balancer = balancer.fields, member = member_record.fields,
   check = check.fields, route = route.fields,
 }

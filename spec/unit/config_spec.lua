@@ -71,7 +71,7 @@ describe("scgilua.config", function()
 
     it("fills every timeout", function()
       assert.same({ client_header = 10, client_body = 60, keepalive = 75, connect = 5,
-                    backend = 60, send = 60, shutdown = 30 }, cfg.timeouts)
+                    backend = 60, send = 60, shutdown = 30, tls_handshake = 10 }, cfg.timeouts)
     end)
 
     it("fills every limit", function()
@@ -241,7 +241,8 @@ describe("scgilua.config", function()
 
     it("reports list elements by index", function()
       fails(conf { listen = { "127.0.0.1:80", 80 } }, 'listen[2]: expected an address like '
-        .. '"127.0.0.1:8080", "[::1]:8080", "*:8080", "8080" or "unix:/path", got 80 (number)')
+        .. '"127.0.0.1:8080", "[::1]:8080", "*:8080", "8080" or "unix:/path" or '
+        .. '{ addr = , tls = }, got 80 (number)')
     end)
 
     it("rejects an empty list, a non-list and a duplicate address", function()
