@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "filewatch.h"
 #include "listen.h"
 #include "log.h"
 #include "lua_bridge.h"
@@ -62,9 +63,7 @@ typedef struct master {
     int want; /* workers per set */
     bool stopping;
     int stop_status;
-    struct timespec mtime, ctime;
-    ino_t ino;
-    off_t size;
+    sg_filewatch files; /* the config file and its TLS files, as at the last (attempted) load */
     sigset_t oldmask;
 } master;
 
@@ -73,27 +72,6 @@ static double mono(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void remember_file(master *m)
-{
-    struct stat st;
-    if (stat(m->cfg->file, &st) == 0) {
-        m->mtime = st.st_mtim;
-        m->ctime = st.st_ctim;
-        m->ino = st.st_ino;
-        m->size = st.st_size;
-    }
-}
-
-static bool file_changed(master *m)
-{
-    struct stat st;
-    if (stat(m->cfg->file, &st) != 0)
-        return false; /* mid-rename: look again next tick */
-    return st.st_ino != m->ino || st.st_size != m->size || st.st_mtim.tv_sec != m->mtime.tv_sec ||
-           st.st_mtim.tv_nsec != m->mtime.tv_nsec || st.st_ctim.tv_sec != m->ctime.tv_sec ||
-           st.st_ctim.tv_nsec != m->ctime.tv_nsec;
 }
 
 /* ---- the worker side of the channel (runs in the child) ---- */
@@ -432,14 +410,6 @@ static int read_config(master *m, sg_buf *out, char err[SG_ERR_LEN])
         snprintf(err, SG_ERR_LEN, "cannot open %s: %s", m->cfg->file, strerror(errno));
         return SG_ERR;
     }
-    struct stat st;
-    if (fstat(fd, &st) == 0) {
-        /* what was read, not what is there after the load: an edit meanwhile is seen next */
-        m->mtime = st.st_mtim;
-        m->ctime = st.st_ctim;
-        m->ino = st.st_ino;
-        m->size = st.st_size;
-    }
     for (;;) {
         ssize_t n = sg_buf_read(out, fd, 64 * 1024);
         if (n == 0)
@@ -529,6 +499,7 @@ static void reload(master *m, const char *why)
         }
         sg_config_unref(m->cfg);
         m->cfg = cfg;
+        sg_filewatch_set(&m->files, cfg); /* it may read other certificate files */
         sg_lb_registry_prune(&m->reg);
         /* the descriptor in flight keeps the memfd alive after we close ours */
         size_t told = tell_workers(m, MSG_RELOAD, cfg->generation, why, fd, false);
@@ -561,6 +532,7 @@ static void reload(master *m, const char *why)
     m->nfds = cfg->nlisten;
     sg_config_unref(m->cfg);
     m->cfg = cfg;
+    sg_filewatch_set(&m->files, cfg);
     sg_lb_registry_prune(&m->reg);
     for (int i = 0; i < m->want; i++)
         start_worker(m, add_worker(m));
@@ -624,7 +596,7 @@ int sg_master_run(sg_config *cfg, const char *lua_dir, int nworkers, sg_lb_regis
         return 1;
     }
     m.nfds = cfg->nlisten;
-    remember_file(&m);
+    sg_filewatch_set(&m.files, m.cfg);
 
     sigset_t set;
     sigemptyset(&set);
@@ -657,10 +629,12 @@ int sg_master_run(sg_config *cfg, const char *lua_dir, int nworkers, sg_lb_regis
         if (sig == SIGCHLD) {
             reap(&m);
         } else if (sig == SIGHUP) {
-            if (m.stopping)
+            if (m.stopping) {
                 sg_log_info(0, "SIGHUP ignored: stopping");
-            else
+            } else {
+                sg_filewatch_changed(&m.files); /* a change seen now is this reload's */
                 reload(&m, "SIGHUP");
+            }
         } else if (sig == SIGUSR1) {
             tell_workers(&m, MSG_REOPEN_LOG, 0, "SIGUSR1", -1, true);
         } else if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
@@ -674,7 +648,7 @@ int sg_master_run(sg_config *cfg, const char *lua_dir, int nworkers, sg_lb_regis
             }
             if (now >= next_stat) {
                 next_stat = now + 1;
-                if (file_changed(&m))
+                if (sg_filewatch_changed(&m.files))
                     reload(&m, "file changed");
             }
         }
@@ -686,6 +660,7 @@ int sg_master_run(sg_config *cfg, const char *lua_dir, int nworkers, sg_lb_regis
             close(m.workers[i].chan);
     free(m.workers);
     sg_config_unref(m.cfg);
+    sg_filewatch_free(&m.files);
     sg_lb_registry_free(&m.reg);
     return m.stop_status;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "filewatch.h"
 #include "health.h"
 #include "listen.h"
 #include "loader.h"
@@ -59,9 +60,9 @@ struct sg_server {
     ev_signal sigterm, sigint, sigquit, sighup, sigusr1;
     ev_check sweep;
     ev_timer resume_accept, shutdown_timer;
-    ev_timer watch;          /* polls the config file once a second; not in workers */
-    ev_timer housekeep;      /* idle trimming, once a second in every serving process */
-    struct stat file_st;     /* what the file looked like at the last (attempted) load */
+    ev_timer watch;     /* polls the config file once a second; not in workers */
+    ev_timer housekeep; /* idle trimming, once a second in every serving process */
+    sg_filewatch files; /* the config file and its TLS files, as at the last (attempted) load */
     sg_lb_registry registry; /* member state by URL, shared by config generations */
     sg_loader *loader;       /* reloads run on its threads; only the swap is on the loop */
     sg_health *health;       /* probes of the current generation, or NULL */
@@ -393,6 +394,8 @@ static void on_loaded(void *data, const sg_load_result *res)
     sg_config_unref(s->cfg);
     s->cfg = cfg;
     s->health = sg_health_new(s->loop, cfg);
+    if (!s->worker) /* the new generation may read other certificate files */
+        sg_filewatch_set(&s->files, cfg);
     sg_lb_registry_prune(&s->registry); /* removed members, once no generation uses them */
     apply_logging(cfg);
 }
@@ -411,8 +414,6 @@ static void reload(sg_server *s, const char *why, const char *src, size_t src_le
         s->stats.reloads_failed++;
     }
 }
-
-static bool file_changed(sg_server *s);
 
 void sg_server_reload_source(sg_server *s, const char *src, size_t len, unsigned generation,
                              const char *why)
@@ -440,7 +441,7 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
         sg_log_info(0, "SIGHUP ignored: the master reloads the workers");
         return;
     }
-    file_changed(s);
+    sg_filewatch_changed(&s->files); /* a change seen now is this reload's */
     reload(s, "SIGHUP", NULL, 0, 0);
 }
 
@@ -460,24 +461,6 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
     SG_UNUSED(loop);
     SG_UNUSED(revents);
     sg_server_reopen_log(s, "SIGUSR1");
-}
-
-/*
- * A plain stat() poll rather than ev_stat: inotify watches the inode, and an editor's save
- * by rename replaces the inode, after which inotify-based watching goes blind.
- */
-static bool file_changed(sg_server *s)
-{
-    struct stat st;
-    if (stat(s->cfg->file, &st) != 0)
-        return false; /* mid-rename: look again on the next tick */
-    bool changed = st.st_ino != s->file_st.st_ino || st.st_size != s->file_st.st_size ||
-                   st.st_mtim.tv_sec != s->file_st.st_mtim.tv_sec ||
-                   st.st_mtim.tv_nsec != s->file_st.st_mtim.tv_nsec ||
-                   st.st_ctim.tv_sec != s->file_st.st_ctim.tv_sec ||
-                   st.st_ctim.tv_nsec != s->file_st.st_ctim.tv_nsec;
-    s->file_st = st;
-    return changed;
 }
 
 static int host_pipe_take(sg_conn_host *h, sg_pipe *p)
@@ -522,7 +505,7 @@ static void on_file_change(struct ev_loop *loop, ev_timer *w, int revents)
     sg_server *s = SG_CONTAINER_OF(w, sg_server, watch);
     SG_UNUSED(loop);
     SG_UNUSED(revents);
-    if (file_changed(s))
+    if (sg_filewatch_changed(&s->files))
         reload(s, "file changed", NULL, 0, 0);
 }
 
@@ -631,7 +614,7 @@ sg_server *sg_server_new(struct ev_loop *loop, sg_config *cfg, const char *lua_d
     ev_signal_init(&s->sigusr1, on_sigusr1, SIGUSR1);
     ev_signal_start(loop, &s->sigusr1);
     /* once a second keeps a change inside the 2 s the README promises */
-    stat(cfg->file, &s->file_st);
+    sg_filewatch_set(&s->files, cfg);
     ev_timer_init(&s->watch, on_file_change, 1.0, 1.0);
     ev_timer_start(loop, &s->watch);
     ev_timer_init(&s->housekeep, on_housekeep, 1.0, 1.0);
@@ -682,6 +665,7 @@ void sg_server_free(sg_server *s)
         ev_signal_stop(s->loop, sigs[i]);
     sg_config_unref(s->cfg);
     sg_lb_registry_free(&s->registry);
+    sg_filewatch_free(&s->files);
     sg_access_log_open(NULL); /* close the file */
     free(s->lua_dir);
     free(s);
