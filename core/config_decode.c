@@ -2,6 +2,7 @@
  * config_decode.c: the normalised config table (what scgilua.config returns) into the C
  * structs of config.h. See config_decode.h for the contract; runs on the loader thread, so
  * it never logs and touches nothing but the Lua state and the sg_config it is given.
+ * Defaults live in the Lua schema alone: a field it always fills is read here as required.
  */
 #include "config_decode.h"
 
@@ -18,28 +19,131 @@
 #include "sendfile.h"
 #include "util.h"
 
+/* The dotted path of the table being read ("routes[2]", "balancers.web.members[1]"), for
+ * the messages; cut if ever longer (a balancer name is unbounded). A path with a suffix
+ * appended gets PATH_LEN + 32. */
+#define PATH_LEN 160
+
+/*
+ * A field the schema always fills is absent or of another type: not a user error (the schema
+ * reports those, all of them) but a break of the contract with scgilua.config, so the decode
+ * fails naming the field instead of guessing a value. The reload that hit it then fails like
+ * an invalid file; the running generation is untouched.
+ */
+static int broken(lua_State *L, const char *where, const char *key, const char *want,
+                  sg_buf *report)
+{
+    const char *sep = *where ? "." : "";
+    if (lua_isnil(L, -1))
+        sg_buf_appendf(report, "  config decode: %s%s%s missing\n", where, sep, key);
+    else
+        sg_buf_appendf(report, "  config decode: %s%s%s: %s expected, got %s\n", where, sep, key,
+                       want, luaL_typename(L, -1));
+    return SG_ERR;
+}
+
+/* A required number; 0 after a break (reported, *rc set). */
+static double req_number(lua_State *L, int t, const char *where, const char *key, sg_buf *report,
+                         int *rc)
+{
+    lua_getfield(L, t, key);
+    double v = 0;
+    if (lua_type(L, -1) == LUA_TNUMBER)
+        v = lua_tonumber(L, -1);
+    else
+        *rc = broken(L, where, key, "number", report);
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool req_bool(lua_State *L, int t, const char *where, const char *key, sg_buf *report,
+                     int *rc)
+{
+    lua_getfield(L, t, key);
+    bool v = false;
+    if (lua_type(L, -1) == LUA_TBOOLEAN)
+        v = lua_toboolean(L, -1);
+    else
+        *rc = broken(L, where, key, "boolean", report);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* A required string, as an owned copy; NULL after a break. */
+static char *req_string(lua_State *L, int t, const char *where, const char *key, sg_buf *report,
+                        int *rc)
+{
+    lua_getfield(L, t, key);
+    char *s = NULL;
+    if (lua_type(L, -1) == LUA_TSTRING)
+        s = sg_xstrdup(lua_tostring(L, -1));
+    else
+        *rc = broken(L, where, key, "string", report);
+    lua_pop(L, 1);
+    return s;
+}
+
+/* A required string or false (the feature is off): an owned copy, or NULL for false. */
+static char *req_string_or_false(lua_State *L, int t, const char *where, const char *key,
+                                 sg_buf *report, int *rc)
+{
+    lua_getfield(L, t, key);
+    char *s = NULL;
+    if (lua_type(L, -1) == LUA_TSTRING)
+        s = sg_xstrdup(lua_tostring(L, -1));
+    else if (lua_type(L, -1) != LUA_TBOOLEAN || lua_toboolean(L, -1))
+        *rc = broken(L, where, key, "string or false", report);
+    lua_pop(L, 1);
+    return s;
+}
+
+/* Pushes the required table t[key] and returns true; after a break pushes nothing. */
+static bool req_table(lua_State *L, int t, const char *where, const char *key, sg_buf *report,
+                      int *rc)
+{
+    lua_getfield(L, t, key);
+    if (lua_type(L, -1) == LUA_TTABLE)
+        return true;
+    *rc = broken(L, where, key, "table", report);
+    lua_pop(L, 1);
+    return false;
+}
+
+/* Pushes the optional table t[key] and returns true; nil pushes nothing and returns false,
+ * as does another type (a break: reported). */
+static bool opt_table(lua_State *L, int t, const char *where, const char *key, sg_buf *report,
+                      int *rc)
+{
+    lua_getfield(L, t, key);
+    if (lua_type(L, -1) == LUA_TTABLE)
+        return true;
+    if (!lua_isnil(L, -1))
+        *rc = broken(L, where, key, "table", report);
+    lua_pop(L, 1);
+    return false;
+}
+
+/* Element i (1-based) of the list at `lt` pushed if it is a table; else reported, nothing
+ * pushed. `path` names the list ("routes", "balancers.web.members"). */
+static bool req_element(lua_State *L, int lt, size_t i, const char *path, sg_buf *report, int *rc)
+{
+    char key[PATH_LEN];
+    lua_rawgeti(L, lt, (int)i);
+    if (lua_type(L, -1) == LUA_TTABLE)
+        return true;
+    snprintf(key, sizeof key, "%s[%zu]", path, i);
+    *rc = broken(L, "", key, "table", report);
+    lua_pop(L, 1);
+    return false;
+}
+
+/* Optional fields (nil means none): a copy, or NULL. */
 static char *opt_string(lua_State *L, int t, const char *key)
 {
     lua_getfield(L, t, key);
     char *s = lua_type(L, -1) == LUA_TSTRING ? sg_xstrdup(lua_tostring(L, -1)) : NULL;
     lua_pop(L, 1);
     return s;
-}
-
-static double opt_number(lua_State *L, int t, const char *key, double dflt)
-{
-    lua_getfield(L, t, key);
-    double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : dflt;
-    lua_pop(L, 1);
-    return v;
-}
-
-static bool opt_bool(lua_State *L, int t, const char *key, bool dflt)
-{
-    lua_getfield(L, t, key);
-    bool v = lua_type(L, -1) == LUA_TBOOLEAN ? lua_toboolean(L, -1) : dflt;
-    lua_pop(L, 1);
-    return v;
 }
 
 static int opt_ref(lua_State *L, int t, const char *key)
@@ -87,29 +191,32 @@ static int unix_addr(const char *path, struct sockaddr_storage *ss, socklen_t *l
     return SG_OK;
 }
 
-/* Reads a normalised pass table at the stack top into `be`. */
+/* Reads a normalised pass table at the stack top into `be`; `what` is its path. */
 static int read_backend(lua_State *L, sg_backend *be, sg_buf *report, const char *what)
 {
-    int t = lua_gettop(L);
-    char *kind = opt_string(L, t, "kind");
-    int rc = SG_OK;
+    int t = lua_gettop(L), rc = SG_OK, miss = SG_OK;
+    char *kind = req_string(L, t, what, "kind", report, &rc);
     be->text = opt_string(L, t, "text");
-    be->url_path = opt_string(L, t, "url_path");
-    if (!be->url_path)
-        be->url_path = sg_xstrdup("/");
+    be->url_path = req_string(L, t, what, "url_path", report, &rc);
+    be->kind = SG_PASS_TCP;
     if (kind && strcmp(kind, "tcp") == 0) {
-        char *host = opt_string(L, t, "host");
-        be->kind = SG_PASS_TCP;
-        rc = resolve(host ? host : "", (int)opt_number(L, t, "port", 0), &be->addr, &be->addrlen,
-                     false, report, what);
+        char *host = req_string(L, t, what, "host", report, &miss);
+        int port = (int)req_number(L, t, what, "port", report, &miss);
+        if (miss != SG_OK ||
+            resolve(host, port, &be->addr, &be->addrlen, false, report, what) != SG_OK)
+            rc = SG_ERR;
         free(host);
     } else if (kind && strcmp(kind, "unix") == 0) {
-        char *path = opt_string(L, t, "path");
+        char *path = req_string(L, t, what, "path", report, &miss);
         be->kind = SG_PASS_UNIX;
-        rc = unix_addr(path ? path : "", &be->addr, &be->addrlen, report, what);
+        if (miss != SG_OK || unix_addr(path, &be->addr, &be->addrlen, report, what) != SG_OK)
+            rc = SG_ERR;
         free(path);
-    } else {
+    } else if (kind && strcmp(kind, "balancer") == 0) {
         be->kind = SG_PASS_BALANCER;
+    } else if (kind) {
+        sg_buf_appendf(report, "  config decode: %s.kind: unknown kind \"%s\"\n", what, kind);
+        rc = SG_ERR;
     }
     free(kind);
     return rc;
@@ -121,16 +228,16 @@ static void free_backend(sg_backend *be)
     free(be->url_path);
 }
 
-static unsigned member_flags(lua_State *L, int t)
+static unsigned member_flags(lua_State *L, int t, const char *where, sg_buf *report, int *rc)
 {
     unsigned f = 0;
-    if (opt_bool(L, t, "hot_standby", false))
+    if (req_bool(L, t, where, "hot_standby", report, rc))
         f |= SG_MEMBER_HOT_STANDBY;
-    if (opt_bool(L, t, "disabled", false))
+    if (req_bool(L, t, where, "disabled", report, rc))
         f |= SG_MEMBER_DISABLED;
-    if (opt_bool(L, t, "drain", false))
+    if (req_bool(L, t, where, "drain", report, rc))
         f |= SG_MEMBER_DRAIN;
-    if (opt_bool(L, t, "ignore_errors", false))
+    if (req_bool(L, t, where, "ignore_errors", report, rc))
         f |= SG_MEMBER_IGNORE_ERRORS;
     return f;
 }
@@ -139,28 +246,30 @@ static int read_member(lua_State *L, sg_balancer *b, size_t i, sg_lb_registry *r
 {
     int t = lua_gettop(L), rc = SG_OK;
     sg_lb_member *m = &b->lb.members[i];
-    b->member_urls[i] = opt_string(L, t, "url");
-    b->member_routes[i] = opt_string(L, t, "route");
-    m->url = b->member_urls[i] ? b->member_urls[i] : "";
-    m->route = b->member_routes[i];
-    m->loadfactor = (int)opt_number(L, t, "loadfactor", 1);
-    m->lbset = (int)opt_number(L, t, "lbset", 0);
-    m->retry = opt_number(L, t, "retry", 10);
-    m->flags = member_flags(L, t);
-    m->st = reg ? sg_lb_registry_get(reg, m->url) : sg_member_state_new(m->url);
-    lua_getfield(L, t, "check");
-    if (lua_type(L, -1) == LUA_TTABLE) {
-        b->checks[i].interval = opt_number(L, -1, "interval", 5);
-        b->checks[i].timeout = opt_number(L, -1, "timeout", 2);
-        b->checks[i].path = opt_string(L, -1, "path");
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "pass");
-    char what[160];
+    char what[PATH_LEN], sub[PATH_LEN + 32];
     snprintf(what, sizeof what, "balancers.%s.members[%zu]", b->name, i + 1);
-    if (read_backend(L, &b->backends[i], report, what) != SG_OK)
-        rc = SG_ERR;
-    lua_pop(L, 1);
+    b->member_urls[i] = req_string(L, t, what, "url", report, &rc);
+    b->member_routes[i] = opt_string(L, t, "route");
+    m->url = b->member_urls[i] ? b->member_urls[i] : ""; /* only when the decode fails */
+    m->route = b->member_routes[i];
+    m->loadfactor = (int)req_number(L, t, what, "loadfactor", report, &rc);
+    m->lbset = (int)req_number(L, t, what, "lbset", report, &rc);
+    m->retry = req_number(L, t, what, "retry", report, &rc);
+    m->flags = member_flags(L, t, what, report, &rc);
+    m->st = reg ? sg_lb_registry_get(reg, m->url) : sg_member_state_new(m->url);
+    if (opt_table(L, t, what, "check", report, &rc)) { /* none: no active check */
+        snprintf(sub, sizeof sub, "%s.check", what);
+        b->checks[i].interval = req_number(L, -1, sub, "interval", report, &rc);
+        b->checks[i].timeout = req_number(L, -1, sub, "timeout", report, &rc);
+        b->checks[i].path = req_string(L, -1, sub, "path", report, &rc);
+        lua_pop(L, 1);
+    }
+    if (req_table(L, t, what, "pass", report, &rc)) {
+        snprintf(sub, sizeof sub, "%s.pass", what);
+        if (read_backend(L, &b->backends[i], report, sub) != SG_OK)
+            rc = SG_ERR;
+        lua_pop(L, 1);
+    }
     /* the table a Lua method sees: static fields now, live ones refreshed per call */
     lua_rawgeti(L, LUA_REGISTRYINDEX, b->members_ref);
     lua_createtable(L, 0, 6);
@@ -181,11 +290,8 @@ static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_lb_registry
                           sg_buf *report)
 {
     int rc = SG_OK;
-    lua_getfield(L, cfgt, "balancers");
-    if (lua_type(L, -1) != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return SG_OK;
-    }
+    if (!req_table(L, cfgt, "", "balancers", report, &rc))
+        return rc;
     int bt = lua_gettop(L);
     size_t n = 0;
     for (lua_pushnil(L); lua_next(L, bt); lua_pop(L, 1))
@@ -194,20 +300,36 @@ static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_lb_registry
     for (lua_pushnil(L); lua_next(L, bt); lua_pop(L, 1)) {
         sg_balancer *b = &cfg->balancers[cfg->nbalancers++];
         int t = lua_gettop(L);
+        char what[PATH_LEN];
         b->name = sg_xstrdup(lua_tostring(L, -2));
-        char *method = opt_string(L, t, "method");
-        b->lb.method = !method                             ? SG_LB_BYREQUESTS
-                       : strcmp(method, "bytraffic") == 0  ? SG_LB_BYTRAFFIC
-                       : strcmp(method, "bybusyness") == 0 ? SG_LB_BYBUSYNESS
-                       : strcmp(method, "lua") == 0        ? SG_LB_LUA
-                                                           : SG_LB_BYREQUESTS;
+        b->method_ref = b->members_ref = LUA_NOREF;
+        snprintf(what, sizeof what, "balancers.%s", b->name);
+        if (lua_type(L, t) != LUA_TTABLE) {
+            rc = broken(L, "", what, "table", report);
+            continue;
+        }
+        char *method = req_string(L, t, what, "method", report, &rc);
+        int lbm = !method                             ? SG_LB_BYREQUESTS
+                  : strcmp(method, "byrequests") == 0 ? SG_LB_BYREQUESTS
+                  : strcmp(method, "bytraffic") == 0  ? SG_LB_BYTRAFFIC
+                  : strcmp(method, "bybusyness") == 0 ? SG_LB_BYBUSYNESS
+                  : strcmp(method, "lua") == 0        ? SG_LB_LUA
+                                                      : -1;
+        if (lbm < 0) {
+            sg_buf_appendf(report, "  config decode: %s.method: unknown method \"%s\"\n", what,
+                           method);
+            lbm = SG_LB_BYREQUESTS;
+            rc = SG_ERR;
+        }
+        b->lb.method = (enum sg_lb_method)lbm;
         free(method);
         b->method_ref = opt_ref(L, t, "method_fn");
         b->sticky = opt_string(L, t, "sticky");
-        b->maxattempts = (int)opt_number(L, t, "maxattempts", 0);
+        b->maxattempts = (int)req_number(L, t, what, "maxattempts", report, &rc);
         lua_newtable(L);
         b->members_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_getfield(L, t, "members");
+        if (!req_table(L, t, what, "members", report, &rc))
+            continue;
         int mt = lua_gettop(L);
         size_t nm = lua_objlen(L, mt);
         if (nm > SG_LB_MAX_MEMBERS) {
@@ -222,10 +344,52 @@ static int read_balancers(lua_State *L, int cfgt, sg_config *cfg, sg_lb_registry
         b->checks = sg_xcalloc(nm ? nm : 1, sizeof *b->checks);
         b->member_urls = sg_xcalloc(nm ? nm : 1, sizeof(char *));
         b->member_routes = sg_xcalloc(nm ? nm : 1, sizeof(char *));
+        char list[PATH_LEN + 32];
+        snprintf(list, sizeof list, "%s.members", what);
         for (size_t i = 0; i < nm; i++) {
-            lua_rawgeti(L, mt, (int)i + 1);
+            if (!req_element(L, mt, i + 1, list, report, &rc))
+                continue;
             if (read_member(L, b, i, reg, report) != SG_OK)
                 rc = SG_ERR;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
+static int read_env(lua_State *L, int t, sg_route *r, const char *where, sg_buf *report)
+{
+    int rc = SG_OK;
+    if (!req_table(L, t, where, "env", report, &rc))
+        return rc;
+    int et = lua_gettop(L);
+    char list[PATH_LEN], what[PATH_LEN + 32];
+    snprintf(list, sizeof list, "%s.env", where);
+    r->nenv = lua_objlen(L, et);
+    r->env = sg_xcalloc(r->nenv ? r->nenv : 1, sizeof *r->env);
+    for (size_t i = 0; i < r->nenv; i++) {
+        sg_env_entry *e = &r->env[i];
+        e->fn_ref = LUA_NOREF;
+        if (!req_element(L, et, i + 1, list, report, &rc))
+            continue;
+        snprintf(what, sizeof what, "%s[%zu]", list, i + 1);
+        e->name = req_string(L, -1, what, "name", report, &rc);
+        e->name_len = e->name ? strlen(e->name) : 0;
+        lua_getfield(L, -1, "value");
+        if (lua_type(L, -1) == LUA_TFUNCTION) {
+            e->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            r->has_hooks = true;
+        } else {
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                size_t len;
+                const char *v = lua_tolstring(L, -1, &len);
+                e->value = sg_xstrndup(v, len);
+                e->value_len = len;
+            } else if (lua_type(L, -1) != LUA_TBOOLEAN || lua_toboolean(L, -1)) {
+                rc = broken(L, what, "value", "string, false or function", report);
+            } /* false: the variable is removed */
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -238,7 +402,8 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_
                       sg_buf *report)
 {
     int t = lua_gettop(L), rc = SG_OK;
-    char what[64];
+    char where[32], what[64];
+    snprintf(where, sizeof where, "routes[%d]", idx);
     snprintf(what, sizeof what, "routes[%d].pass", idx);
     r->index = idx;
     r->path = opt_string(L, t, "path");
@@ -255,35 +420,34 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_
         lua_pop(L, 1);
     }
     r->access_ref = opt_ref(L, t, "access");
-    lua_getfield(L, t, "pass");
-    r->text = opt_string(L, -1, "text");
-    if (read_backend(L, &r->be, report, what) != SG_OK)
-        rc = SG_ERR;
-    if (r->be.kind == SG_PASS_BALANCER) {
-        char *name = opt_string(L, -1, "name");
-        for (size_t i = 0; name && i < cfg->nbalancers; i++)
-            if (strcmp(cfg->balancers[i].name, name) == 0)
-                r->balancer = &cfg->balancers[i];
-        if (!r->balancer) {
-            sg_buf_appendf(report, "  %s: unknown balancer\n", what);
+    if (req_table(L, t, where, "pass", report, &rc)) {
+        r->text = opt_string(L, -1, "text");
+        if (read_backend(L, &r->be, report, what) != SG_OK)
             rc = SG_ERR;
+        if (r->be.kind == SG_PASS_BALANCER) {
+            int miss = SG_OK;
+            char *name = req_string(L, -1, what, "name", report, &miss);
+            for (size_t i = 0; name && i < cfg->nbalancers; i++)
+                if (strcmp(cfg->balancers[i].name, name) == 0)
+                    r->balancer = &cfg->balancers[i];
+            if (miss != SG_OK) {
+                rc = SG_ERR;
+            } else if (!r->balancer) {
+                sg_buf_appendf(report, "  %s: unknown balancer\n", what);
+                rc = SG_ERR;
+            }
+            free(name);
+        } else {
+            const char *key = r->be.text ? r->be.text : "";
+            r->st = reg ? sg_lb_registry_get(reg, key) : sg_member_state_new(key);
         }
-        free(name);
-    } else {
-        const char *key = r->be.text ? r->be.text : "";
-        r->st = reg ? sg_lb_registry_get(reg, key) : sg_member_state_new(key);
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    lua_getfield(L, t, "internal_redirect");
-    r->internal_redirect = lua_type(L, -1) == LUA_TSTRING ? sg_xstrdup(lua_tostring(L, -1)) : NULL;
-    lua_pop(L, 1);
-    lua_getfield(L, t, "sendfile");
-    r->sendfile = lua_type(L, -1) == LUA_TSTRING ? sg_xstrdup(lua_tostring(L, -1)) : NULL;
-    lua_pop(L, 1);
-    lua_getfield(L, t, "sendfile_root");
-    if (lua_type(L, -1) == LUA_TTABLE) {
+    r->internal_redirect = req_string_or_false(L, t, where, "internal_redirect", report, &rc);
+    r->sendfile = req_string_or_false(L, t, where, "sendfile", report, &rc);
+    if (opt_table(L, t, where, "sendfile_root", report, &rc)) {
         r->nroots = lua_objlen(L, -1);
-        r->sendfile_root = sg_xcalloc(r->nroots, sizeof(char *));
+        r->sendfile_root = sg_xcalloc(r->nroots ? r->nroots : 1, sizeof(char *));
         for (size_t i = 0; i < r->nroots; i++) {
             lua_rawgeti(L, -1, (int)i + 1);
             const char *root = lua_tostring(L, -1) ? lua_tostring(L, -1) : "";
@@ -297,40 +461,14 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_
             }
             lua_pop(L, 1);
         }
+        lua_pop(L, 1);
     }
-    lua_pop(L, 1);
-    r->pathinfo = opt_bool(L, t, "pathinfo", false);
-    r->pass_auth = opt_bool(L, t, "pass_auth", true);
-    r->allow_encoded_slashes = opt_bool(L, t, "allow_encoded_slashes", false);
-    r->timeout = opt_number(L, t, "timeout", cfg->timeouts.backend);
-    lua_getfield(L, t, "env");
-    if (lua_type(L, -1) == LUA_TTABLE) {
-        int et = lua_gettop(L);
-        r->nenv = lua_objlen(L, et);
-        r->env = sg_xcalloc(r->nenv, sizeof *r->env);
-        for (size_t i = 0; i < r->nenv; i++) {
-            sg_env_entry *e = &r->env[i];
-            lua_rawgeti(L, et, (int)i + 1);
-            e->name = opt_string(L, -1, "name");
-            e->name_len = e->name ? strlen(e->name) : 0;
-            e->fn_ref = LUA_NOREF;
-            lua_getfield(L, -1, "value");
-            if (lua_type(L, -1) == LUA_TFUNCTION) {
-                e->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-                r->has_hooks = true;
-            } else {
-                if (lua_type(L, -1) == LUA_TSTRING) {
-                    size_t len;
-                    const char *v = lua_tolstring(L, -1, &len);
-                    e->value = sg_xstrndup(v, len);
-                    e->value_len = len;
-                }
-                lua_pop(L, 1);
-            }
-            lua_pop(L, 1);
-        }
-    }
-    lua_pop(L, 1);
+    r->pathinfo = req_bool(L, t, where, "pathinfo", report, &rc);
+    r->pass_auth = req_bool(L, t, where, "pass_auth", report, &rc);
+    r->allow_encoded_slashes = req_bool(L, t, where, "allow_encoded_slashes", report, &rc);
+    r->timeout = req_number(L, t, where, "timeout", report, &rc);
+    if (read_env(L, t, r, where, report) != SG_OK)
+        rc = SG_ERR;
     if (r->match_ref != LUA_NOREF || r->access_ref != LUA_NOREF)
         r->has_hooks = true;
     return rc;
@@ -339,30 +477,36 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_
 static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
 {
     int rc = SG_OK;
-    lua_getfield(L, cfgt, "listen");
+    if (!req_table(L, cfgt, "", "listen", report, &rc))
+        return rc;
     int lt = lua_gettop(L);
-    cfg->nlisten = lua_type(L, lt) == LUA_TTABLE ? lua_objlen(L, lt) : 0;
-    cfg->listen = sg_xcalloc(cfg->nlisten, sizeof *cfg->listen);
+    cfg->nlisten = lua_objlen(L, lt);
+    cfg->listen = sg_xcalloc(cfg->nlisten ? cfg->nlisten : 1, sizeof *cfg->listen);
     for (size_t i = 0; i < cfg->nlisten; i++) {
         sg_listen *l = &cfg->listen[i];
-        lua_rawgeti(L, lt, (int)i + 1);
-        int t = lua_gettop(L);
-        char *kind = opt_string(L, t, "kind");
+        if (!req_element(L, lt, i + 1, "listen", report, &rc))
+            continue;
+        int t = lua_gettop(L), miss = SG_OK;
         char what[32];
         snprintf(what, sizeof what, "listen[%zu]", i + 1);
+        char *kind = req_string(L, t, what, "kind", report, &rc);
         l->text = opt_string(L, t, "text");
         if (kind && strcmp(kind, "unix") == 0) {
             l->is_unix = true;
-            l->unix_path = opt_string(L, t, "path");
-            if (unix_addr(l->unix_path ? l->unix_path : "", &l->addr, &l->addrlen, report, what) !=
-                SG_OK)
+            l->unix_path = req_string(L, t, what, "path", report, &miss);
+            if (miss != SG_OK ||
+                unix_addr(l->unix_path, &l->addr, &l->addrlen, report, what) != SG_OK)
                 rc = SG_ERR;
-        } else {
-            char *host = opt_string(L, t, "host");
-            if (resolve(host, (int)opt_number(L, t, "port", 0), &l->addr, &l->addrlen, true, report,
-                        what) != SG_OK)
+        } else if (kind && strcmp(kind, "tcp") == 0) {
+            char *host = req_string(L, t, what, "host", report, &miss);
+            int port = (int)req_number(L, t, what, "port", report, &miss);
+            if (miss != SG_OK ||
+                resolve(host, port, &l->addr, &l->addrlen, true, report, what) != SG_OK)
                 rc = SG_ERR;
             free(host);
+        } else if (kind) {
+            sg_buf_appendf(report, "  config decode: %s.kind: unknown kind \"%s\"\n", what, kind);
+            rc = SG_ERR;
         }
         free(kind);
         lua_pop(L, 1);
@@ -404,14 +548,12 @@ static int parse_allow(const char *s, sg_allow *a)
 static int read_status(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
 {
     int rc = SG_OK;
-    lua_getfield(L, cfgt, "status");
-    if (lua_type(L, -1) == LUA_TTABLE) {
-        int t = lua_gettop(L);
-        cfg->status_path = opt_string(L, t, "path");
-        if (!cfg->status_path)
-            cfg->status_path = sg_xstrdup("/.well-known/scgi-lua/status");
-        lua_getfield(L, t, "allow");
-        size_t n = lua_type(L, -1) == LUA_TTABLE ? lua_objlen(L, -1) : 0;
+    if (!opt_table(L, cfgt, "", "status", report, &rc)) /* none: no status endpoint */
+        return rc;
+    int t = lua_gettop(L);
+    cfg->status_path = req_string(L, t, "status", "path", report, &rc);
+    if (req_table(L, t, "status", "allow", report, &rc)) {
+        size_t n = lua_objlen(L, -1);
         cfg->status_allow = sg_xcalloc(n ? n : 1, sizeof *cfg->status_allow);
         for (size_t i = 0; i < n; i++) {
             lua_rawgeti(L, -1, (int)i + 1);
@@ -434,33 +576,40 @@ static int read_status(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
 int sg_config_decode(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *report)
 {
     int t = lua_gettop(L), rc = SG_OK;
-    lua_getfield(L, t, "timeouts");
-    int tt = lua_gettop(L);
-    cfg->timeouts.client_header = opt_number(L, tt, "client_header", 10);
-    cfg->timeouts.client_body = opt_number(L, tt, "client_body", 60);
-    cfg->timeouts.keepalive = opt_number(L, tt, "keepalive", 75);
-    cfg->timeouts.connect = opt_number(L, tt, "connect", 5);
-    cfg->timeouts.backend = opt_number(L, tt, "backend", 60);
-    cfg->timeouts.send = opt_number(L, tt, "send", 60);
-    cfg->timeouts.shutdown = opt_number(L, tt, "shutdown", 30);
-    lua_pop(L, 1);
-    lua_getfield(L, t, "limits");
-    tt = lua_gettop(L);
-    cfg->limits.header_bytes = (size_t)opt_number(L, tt, "header_bytes", 16384);
-    cfg->limits.headers = (size_t)opt_number(L, tt, "headers", 100);
-    cfg->limits.body_bytes = (uint64_t)opt_number(L, tt, "body_bytes", 1073741824.0);
-    cfg->limits.connections = (size_t)opt_number(L, tt, "connections", 10000);
-    cfg->limits.hook_time = opt_number(L, tt, "hook_time", 1);
-    cfg->limits.lua_memory = (size_t)opt_number(L, tt, "lua_memory", 67108864.0);
-    cfg->limits.match_path_bytes = (size_t)opt_number(L, tt, "match_path_bytes", 2048.0);
-    lua_pop(L, 1);
-    cfg->workers = (int)opt_number(L, t, "workers", 1);
-    cfg->access_log = opt_string(L, t, "access_log");
+    if (req_table(L, t, "", "timeouts", report, &rc)) {
+        int tt = lua_gettop(L);
+        sg_timeouts *to = &cfg->timeouts;
+        to->client_header = req_number(L, tt, "timeouts", "client_header", report, &rc);
+        to->client_body = req_number(L, tt, "timeouts", "client_body", report, &rc);
+        to->keepalive = req_number(L, tt, "timeouts", "keepalive", report, &rc);
+        to->connect = req_number(L, tt, "timeouts", "connect", report, &rc);
+        to->backend = req_number(L, tt, "timeouts", "backend", report, &rc);
+        to->send = req_number(L, tt, "timeouts", "send", report, &rc);
+        to->shutdown = req_number(L, tt, "timeouts", "shutdown", report, &rc);
+        lua_pop(L, 1);
+    }
+    if (req_table(L, t, "", "limits", report, &rc)) {
+        int tt = lua_gettop(L);
+        sg_limits *li = &cfg->limits;
+        li->header_bytes = (size_t)req_number(L, tt, "limits", "header_bytes", report, &rc);
+        li->headers = (size_t)req_number(L, tt, "limits", "headers", report, &rc);
+        li->body_bytes = (uint64_t)req_number(L, tt, "limits", "body_bytes", report, &rc);
+        li->connections = (size_t)req_number(L, tt, "limits", "connections", report, &rc);
+        li->hook_time = req_number(L, tt, "limits", "hook_time", report, &rc);
+        li->lua_memory = (size_t)req_number(L, tt, "limits", "lua_memory", report, &rc);
+        li->match_path_bytes = (size_t)req_number(L, tt, "limits", "match_path_bytes", report, &rc);
+        lua_pop(L, 1);
+    }
+    cfg->workers = (int)req_number(L, t, "", "workers", report, &rc);
+    cfg->access_log = req_string_or_false(L, t, "", "access_log", report, &rc);
     cfg->log_format_ref = opt_ref(L, t, "log_format");
-    char *level = opt_string(L, t, "log_level");
-    cfg->log_level = sg_log_level_parse(level ? level : "info");
-    if (cfg->log_level < 0)
+    char *level = req_string(L, t, "", "log_level", report, &rc);
+    cfg->log_level = level ? sg_log_level_parse(level) : SG_LOG_INFO;
+    if (cfg->log_level < 0) {
+        sg_buf_appendf(report, "  config decode: log_level: unknown level \"%s\"\n", level);
         cfg->log_level = SG_LOG_INFO;
+        rc = SG_ERR;
+    }
     free(level);
     if (read_listen(L, t, cfg, report) != SG_OK)
         rc = SG_ERR;
@@ -468,17 +617,21 @@ int sg_config_decode(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
         rc = SG_ERR;
     if (read_balancers(L, t, cfg, reg, report) != SG_OK)
         rc = SG_ERR;
-    lua_getfield(L, t, "routes");
-    int rt = lua_gettop(L);
-    cfg->nroutes = lua_objlen(L, rt);
-    cfg->routes = sg_xcalloc(cfg->nroutes, sizeof *cfg->routes);
-    for (size_t i = 0; i < cfg->nroutes; i++) {
-        lua_rawgeti(L, rt, (int)i + 1);
-        if (read_route(L, cfg, &cfg->routes[i], (int)i + 1, reg, report) != SG_OK)
-            rc = SG_ERR;
+    if (req_table(L, t, "", "routes", report, &rc)) {
+        int rt = lua_gettop(L);
+        cfg->nroutes = lua_objlen(L, rt);
+        cfg->routes = sg_xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof *cfg->routes);
+        for (size_t i = 0; i < cfg->nroutes; i++) {
+            sg_route *r = &cfg->routes[i];
+            r->match_ref = r->access_ref = LUA_NOREF;
+            if (!req_element(L, rt, i + 1, "routes", report, &rc))
+                continue;
+            if (read_route(L, cfg, r, (int)i + 1, reg, report) != SG_OK)
+                rc = SG_ERR;
+            lua_pop(L, 1);
+        }
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);
     return rc;
 }
 

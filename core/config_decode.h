@@ -2,12 +2,17 @@
  * config_decode.h: turns the normalised config table into an sg_config.
  *
  * Reads: the table scgilua.config's load_file returned (validated and normalised by the Lua
- * side, which owns every validation message), at the top of the stack of the config's own
- * Lua state. Fills: the fields of config.h that come from it (timeouts, limits, workers,
- * access_log, log_level, listen, status, balancers with their members, routes), resolving
- * host names with getaddrinfo and sendfile roots with realpath; hook functions become
- * registry references in that state. Member states come from `reg` (NULL: fresh private
- * ones). The stack is left as it was.
+ * side, which owns every validation message and every default), at the top of the stack of
+ * the config's own Lua state. A field the schema always fills is required here: absent, or
+ * of another type, it breaks that contract (not a user error) and fails the decode with
+ * "config decode: <dotted path> missing" (or "...: T expected, got U"); no value is guessed.
+ * The fields the schema may leave out mean "none" (status, sticky, route, check,
+ * sendfile_root, text, path, match and the hook functions).
+ * Fills: the fields of config.h that come from it (timeouts, limits, workers, access_log,
+ * log_level, listen, status, balancers with their members, routes), resolving host names
+ * with getaddrinfo and sendfile roots with realpath; hook functions become registry
+ * references in that state. Member states come from `reg` (NULL: fresh private ones). The
+ * stack is left as it was.
  *
  * Ownership: everything filled belongs to `cfg` (its caller, lua_bridge.c, owns `cfg` and
  * its Lua state); sg_config_decode_free releases it, also after a failed decode.

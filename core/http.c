@@ -967,22 +967,24 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
         /* RFC 9112 §2.2: a bare CR in the head is invalid. http-parser takes "\r<any>" for
          * a line end, which lets "\r\n\rX" end a head early: a smuggling opening. */
         /* the head bytes of this feed: + the LF a pause at the end of the head left
-         * unconsumed, but nothing of a pipelined next request; and never past the size
-         * limit, whose 431 must not depend on how the bytes were split */
+         * unconsumed (it is part of the head, and counts against the limit as it does when
+         * the parser consumes it), but nothing of a pipelined next request */
         bool parse_error = HTTP_PARSER_ERRNO(&h->parser) != HPE_OK &&
                            HTTP_PARSER_ERRNO(&h->parser) != HPE_PAUSED;
-        size_t upto = (!parse_error && h->head_done && !h->msg_done && n < feed) ? n + 1 : n;
+        size_t head_n = (!parse_error && h->head_done && !h->msg_done && n < feed) ? n + 1 : n;
         size_t room = h->header_bytes_limit > h->head_bytes ? h->header_bytes_limit - h->head_bytes
                                                             : 0;
-        if (upto > room)
-            upto = room;
+        /* scanned: never past the size limit, whose 431 must not depend on the splits */
+        size_t upto = head_n < room ? head_n : room;
         if (h->cr_pending && upto > 0 && data[0] != '\n')
             return reject(h, 400, "bare CR in the request head", status, err);
         if (h->lf_pending && upto > 0 && (data[0] == ' ' || data[0] == '\t'))
             return reject(h, 400, OBS_FOLD, status, err);
         h->cr_pending = h->lf_pending = false;
-        /* after a parse error the bytes past it were never part of the head */
-        size_t visible = parse_error ? upto : len;
+        /* after a parse error the bytes past it were never part of the head; and a CR on
+         * the last byte the limit allows is not judged by the byte after it, which a split
+         * feed never gets to see: that head is too large (431) whatever follows */
+        size_t visible = parse_error ? upto : len < room ? len : room;
         for (size_t i = 0; i < upto; i++) {
             if ((unsigned char)data[i] > '\r')
                 continue; /* one comparison for nearly every byte of the head */
@@ -1004,7 +1006,7 @@ long sg_http_feed(sg_http *h, const char *data, size_t len, int *events, int *st
             if (data[i + 1] != '\n')
                 return reject(h, 400, "bare CR in the request head", status, err);
         }
-        h->head_bytes += n;
+        h->head_bytes += head_n;
         if (h->head_bytes > h->header_bytes_limit)
             return too_large(h, status, err);
     }

@@ -26,7 +26,7 @@ typedef struct sg_http {
     sg_http_body_cb on_body;
     void *ud;
     size_t header_bytes_limit, headers_limit;
-    size_t head_bytes; /* bytes consumed by the current head so far */
+    size_t head_bytes; /* bytes of the current head so far (its last byte even unconsumed) */
     int status;        /* error status decided in a callback (400/431/501) */
     const char *err;   /* static reason for `status` */
     int tok;           /* kind of the token being appended (SG_TOK_*) */

@@ -777,8 +777,14 @@ local config = s.record {
     for name, b in pairs(out.balancers or {}) do
       b.name = name
     end
+    -- a route without its own timeout waits as long as any other backend: the C decoder
+    -- reads every route's timeout as given
+    local backend = out.timeouts and out.timeouts.backend
     for i, r in pairs(out.routes or {}) do
       r.index = i
+      if r.timeout == nil then
+        r.timeout = backend
+      end
     end
   end,
 }

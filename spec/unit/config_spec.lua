@@ -86,7 +86,7 @@ describe("scgilua.config", function()
         pass = { kind = "tcp", host = "127.0.0.1", port = 4000, url_path = "/",
                  text = "scgi://127.0.0.1:4000/" },
         internal_redirect = "Location", sendfile = false, env = {}, pathinfo = false,
-        pass_auth = true, allow_encoded_slashes = false,
+        pass_auth = true, allow_encoded_slashes = false, timeout = 60,
       }, cfg.routes[1])
     end)
 
@@ -118,6 +118,79 @@ describe("scgilua.config", function()
       assert.same({ B = 1, A = "x" }, t.routes[1].env)
       assert.is_nil(t.listen)
       assert.is_nil(t.routes[1].index)
+    end)
+  end)
+
+  -- The C decoder (core/config_decode.c) has no defaults of its own: it requires every key
+  -- below and fails the load naming the one that is missing. The schema fills each of them,
+  -- with the value the decoder assumed before it stopped assuming.
+  describe("the table the C decoder reads", function()
+    local cfg = ok {
+      listen = { "127.0.0.1:0", "unix:/tmp/gw.sock" },
+      status = {},
+      balancers = { web = { members = { "scgi://127.0.0.1:4001/",
+                                        { url = "scgi://127.0.0.1:4002/", check = {} } } } },
+      routes = { { path = "/a/", pass = "balancer://web/" },
+                 { path = "/", pass = "scgi+unix:/tmp/b.sock", env = { X = "1" } } },
+    }
+
+    -- cfg at a dotted path like "balancers.web.members[2].check.path"
+    local function at(t, path)
+      for key in path:gmatch("[^.%[%]]+") do
+        if type(t) ~= "table" then
+          return nil
+        end
+        t = t[tonumber(key) or key]
+      end
+      return t
+    end
+
+    local filled = {
+      { "timeouts.client_header", 10 }, { "timeouts.client_body", 60 },
+      { "timeouts.keepalive", 75 }, { "timeouts.connect", 5 }, { "timeouts.backend", 60 },
+      { "timeouts.send", 60 }, { "timeouts.shutdown", 30 },
+      { "limits.header_bytes", 16384 }, { "limits.headers", 100 },
+      { "limits.body_bytes", 1073741824 }, { "limits.connections", 10000 },
+      { "limits.hook_time", 1 }, { "limits.lua_memory", 67108864 },
+      { "limits.match_path_bytes", 2048 },
+      { "workers", 1 }, { "access_log", "stderr" }, { "log_level", "info" },
+      { "listen[1].kind", "tcp" }, { "listen[1].host", "127.0.0.1" }, { "listen[1].port", 0 },
+      { "listen[2].kind", "unix" }, { "listen[2].path", "/tmp/gw.sock" },
+      { "status.path", "/.well-known/scgi-lua/status" }, { "status.allow", { "127.0.0.1", "::1" } },
+      { "balancers.web.method", "byrequests" }, { "balancers.web.maxattempts", 1 },
+      { "balancers.web.members[1].url", "scgi://127.0.0.1:4001/" },
+      { "balancers.web.members[1].loadfactor", 1 }, { "balancers.web.members[1].lbset", 0 },
+      { "balancers.web.members[1].retry", 10 },
+      { "balancers.web.members[1].hot_standby", false },
+      { "balancers.web.members[1].disabled", false },
+      { "balancers.web.members[1].drain", false },
+      { "balancers.web.members[1].ignore_errors", false },
+      { "balancers.web.members[1].pass.kind", "tcp" },
+      { "balancers.web.members[1].pass.host", "127.0.0.1" },
+      { "balancers.web.members[1].pass.port", 4001 },
+      { "balancers.web.members[1].pass.url_path", "/" },
+      { "balancers.web.members[2].check.interval", 5 },
+      { "balancers.web.members[2].check.timeout", 2 },
+      { "balancers.web.members[2].check.path", "/" },
+      { "routes[1].pass.kind", "balancer" }, { "routes[1].pass.name", "web" },
+      { "routes[1].pass.url_path", "/" },
+      { "routes[1].internal_redirect", "Location" }, { "routes[1].sendfile", false },
+      { "routes[1].env", {} }, { "routes[1].pathinfo", false }, { "routes[1].pass_auth", true },
+      { "routes[1].allow_encoded_slashes", false }, { "routes[1].timeout", 60 },
+      { "routes[2].pass.kind", "unix" }, { "routes[2].pass.path", "/tmp/b.sock" },
+      { "routes[2].pass.url_path", "/" }, { "routes[2].env[1].name", "X" },
+      { "routes[2].env[1].value", "1" }, { "routes[2].timeout", 60 },
+    }
+    for _, f in ipairs(filled) do
+      it("fills " .. f[1], function()
+        assert.same(f[2], at(cfg, f[1]))
+      end)
+    end
+
+    it("gives a route without a timeout the value of timeouts.backend", function()
+      local c = ok(route({}, { timeouts = { backend = 7 } }))
+      assert.equal(7, c.routes[1].timeout)
+      assert.equal(120, ok(route({ timeout = 120 }, { timeouts = { backend = 7 } })).routes[1].timeout)
     end)
   end)
 
