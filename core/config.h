@@ -84,6 +84,7 @@ typedef struct sg_listen {
     char *unix_path;
     sg_tls_conf *tls;    /* owned: listen[i].tls, NULL for plain HTTP */
     sg_tls_ctx *tls_ctx; /* owned (one reference): built from `tls` with the generation */
+    char *tls_warning;   /* owned: a problem worth a warning (a key readable by all), or NULL */
 } sg_listen;
 
 typedef struct sg_timeouts {

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "sendfile.h"
+#include "tls.h"
 #include "util.h"
 
 /* The dotted path of the table being read ("routes[2]", "balancers.web.members[1]"), for
@@ -474,6 +475,78 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_
     return rc;
 }
 
+/*
+ * listen[i].tls (the table at `t`) into l->tls, and its OpenSSL context built now: a
+ * certificate or key that cannot be used fails this generation with OpenSSL's reason, so a
+ * reload keeps the certificates in service and `-t` names the file.
+ */
+static int read_tls(lua_State *L, int t, sg_listen *l, const char *what, sg_buf *report)
+{
+    int rc = SG_OK;
+    char where[PATH_LEN + 32];
+    snprintf(where, sizeof where, "%s.tls", what);
+    sg_tls_conf *c = sg_xcalloc(1, sizeof *c);
+    l->tls = c;
+    if (req_table(L, t, where, "certs", report, &rc)) {
+        int ct = lua_gettop(L);
+        char certs[PATH_LEN + 48];
+        snprintf(certs, sizeof certs, "%s.certs", where);
+        c->ncerts = lua_objlen(L, ct);
+        c->certs = sg_xcalloc(c->ncerts ? c->ncerts : 1, sizeof *c->certs);
+        for (size_t k = 0; k < c->ncerts; k++) {
+            if (!req_element(L, ct, k + 1, certs, report, &rc))
+                continue;
+            char one[PATH_LEN + 96];
+            snprintf(one, sizeof one, "%s[%zu]", certs, k + 1);
+            c->certs[k].cert = req_string(L, -1, one, "cert", report, &rc);
+            c->certs[k].key = req_string(L, -1, one, "key", report, &rc);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    char *proto = req_string(L, t, where, "protocols", report, &rc);
+    c->tls13_only = proto && strcmp(proto, "TLSv1.3") == 0;
+    free(proto);
+    c->ciphers = opt_string(L, t, "ciphers");
+    c->client_ca = opt_string(L, t, "client_ca");
+    char *verify = opt_string(L, t, "verify_client");
+    c->verify_client = !verify                           ? SG_TLS_VERIFY_NONE
+                       : strcmp(verify, "optional") == 0 ? SG_TLS_VERIFY_OPTIONAL
+                                                         : SG_TLS_VERIFY_REQUIRE;
+    free(verify);
+    c->export_client_cert = req_bool(L, t, where, "export_client_cert", report, &rc);
+    if (rc != SG_OK || c->ncerts == 0)
+        return SG_ERR;
+    char err[512], warn[256];
+    l->tls_ctx = sg_tls_ctx_new(c, err, sizeof err, warn, sizeof warn);
+    if (!l->tls_ctx) {
+        sg_buf_appendf(report, "  %s.%s\n", where, err);
+        return SG_ERR;
+    }
+    if (warn[0]) {
+        size_t n = strlen(where) + strlen(warn) + 2;
+        l->tls_warning = sg_xmalloc(n);
+        snprintf(l->tls_warning, n, "%s.%s", where, warn);
+    }
+    return SG_OK;
+}
+
+static void free_tls(sg_listen *l)
+{
+    sg_tls_ctx_free(l->tls_ctx);
+    if (l->tls) {
+        for (size_t k = 0; k < l->tls->ncerts; k++) {
+            free(l->tls->certs[k].cert);
+            free(l->tls->certs[k].key);
+        }
+        free(l->tls->certs);
+        free(l->tls->ciphers);
+        free(l->tls->client_ca);
+        free(l->tls);
+    }
+    free(l->tls_warning);
+}
+
 static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
 {
     int rc = SG_OK;
@@ -509,6 +582,10 @@ static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
             rc = SG_ERR;
         }
         free(kind);
+        lua_getfield(L, t, "tls");
+        if (lua_type(L, -1) == LUA_TTABLE && read_tls(L, lua_gettop(L), l, what, report) != SG_OK)
+            rc = SG_ERR;
+        lua_pop(L, 1);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
@@ -586,6 +663,7 @@ int sg_config_decode(lua_State *L, sg_config *cfg, sg_lb_registry *reg, sg_buf *
         to->backend = req_number(L, tt, "timeouts", "backend", report, &rc);
         to->send = req_number(L, tt, "timeouts", "send", report, &rc);
         to->shutdown = req_number(L, tt, "timeouts", "shutdown", report, &rc);
+        to->tls_handshake = req_number(L, tt, "timeouts", "tls_handshake", report, &rc);
         lua_pop(L, 1);
     }
     if (req_table(L, t, "", "limits", report, &rc)) {
@@ -677,6 +755,7 @@ void sg_config_decode_free(sg_config *cfg)
     for (size_t i = 0; i < cfg->nlisten; i++) {
         free(cfg->listen[i].text);
         free(cfg->listen[i].unix_path);
+        free_tls(&cfg->listen[i]);
     }
     free(cfg->listen);
     free(cfg->access_log);
