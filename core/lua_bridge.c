@@ -102,11 +102,16 @@ static void on_budget(lua_State *L, lua_Debug *ar)
  * dispatch table, a few hundred instructions per call); only the deadline comes and goes. */
 /*
  * The heap limit, enforced where memory is taken: one string.rep or table.concat can ask
- * for a gigabyte inside a single C call, where no count hook runs. While a budget is armed
- * an allocation that would take the heap past it fails, which LuaJIT raises as "not
- * enough memory" in the hook (a protected call); outside a budget nothing is refused, so
- * the C side never meets an allocation error it cannot catch. LuaJIT 2.1 GC64 (Debian's
- * x86_64 build) honours lua_setallocf; the default allocator does the real work.
+ * for a gigabyte inside a single C call, where no count hook runs. While a budget is armed,
+ * an allocation that takes the heap past the limit trips the budget and makes the count
+ * hook fire on the very next instruction, which raises an ordinary error there. Only an
+ * allocation that would overshoot the limit by half again is refused outright. Refusing
+ * every allocation past the limit would be simpler, but the LuaJIT 2.1 of Debian 12 can
+ * corrupt its stack while raising "not enough memory" from inside a Lua frame (upstream
+ * issue 906, fixed after that snapshot): a config growing its heap step by step crashed the
+ * process that way. Outside a budget nothing is refused, so the C side never meets an
+ * allocation error it cannot catch. LuaJIT 2.1 GC64 (Debian's x86_64 build) honours
+ * lua_setallocf; the default allocator does the real work.
  */
 typedef struct heap_cap {
     lua_Alloc next;
@@ -121,11 +126,16 @@ static void *heap_cap_alloc(void *ud, void *p, size_t osize, size_t nsize)
 {
     heap_cap *h = ud;
     size_t old = p ? osize : 0;
-    if (nsize > old && h->limit && h->used - (old < h->used ? old : h->used) + nsize > h->limit) {
+    size_t after = h->used - (old < h->used ? old : h->used) + nsize;
+    if (nsize > old && h->limit && after > h->limit) {
         h->refused = true;
-        if (h->cfg)
-            h->cfg->hook_memory_kb = 0; /* sticky, as budget_trip: the next check raises */
-        return NULL;
+        if (h->cfg) { /* sticky, as budget_trip: the hook raises before the next instruction */
+            h->cfg->hook_memory_kb = 0;
+            if (lua_gethookcount(h->cfg->L) != 1)
+                lua_sethook(h->cfg->L, on_budget, LUA_MASKCOUNT, 1);
+        }
+        if (after - h->limit > h->limit / 2)
+            return NULL; /* a single huge request: nothing of it is granted */
     }
     void *r = h->next(h->next_ud, p, osize, nsize);
     if (r || nsize == 0) {

@@ -115,6 +115,9 @@ int main(int argc, char **argv)
         sg_lb_registry_free(&reg);
         return 1;
     }
+    for (size_t i = 0; i < cfg->nlisten; i++) /* not errors: said once, at start and -t */
+        if (cfg->listen[i].tls_warning)
+            sg_log_warn(0, "%s", cfg->listen[i].tls_warning);
     if (test_only) {
         sg_buf_reset(&report);
         sg_config_summary(cfg, &report);

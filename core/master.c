@@ -488,6 +488,9 @@ static void reload(master *m, const char *why)
         return;
     }
     sg_buf_free(&report);
+    for (size_t i = 0; i < cfg->nlisten; i++) /* said here once, not by every worker */
+        if (cfg->listen[i].tls_warning)
+            sg_log_warn(0, "%s", cfg->listen[i].tls_warning);
     if (same_listen(m, cfg)) {
         int fd = seal_source(&src, err);
         sg_buf_free(&src);

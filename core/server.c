@@ -387,6 +387,9 @@ static void on_loaded(void *data, const sg_load_result *res)
     }
     s->generation = generation;
     s->stats.reloads_ok++;
+    for (size_t i = 0; !s->worker && i < cfg->nlisten; i++) /* a master says it for workers */
+        if (cfg->listen[i].tls_warning)
+            sg_log_warn(0, "%s", cfg->listen[i].tls_warning);
     sg_log_info(0, "reloaded %s (%s): generation %u -> %u, %zu routes, %zu balancers, %.1f ms",
                 cfg->file, why, s->cfg->generation, cfg->generation, cfg->nroutes, cfg->nbalancers,
                 (res->seconds + (ev_time() - t0)) * 1000);

@@ -111,7 +111,7 @@ describe("reload off the event loop #integration", function()
         local _, n = stream(gw, function()
           return log_has(gw, mark, "reload %(SIGHUP%) failed")
         end, helpers.slack(15))
-        assert.truthy(log_has(gw, mark, "reload %(SIGHUP%) failed[^\n]-memory"),
+        assert.truthy(log_has(gw, mark, "reload %(SIGHUP%) failed[^\n]-Lua heap exceed"),
                       "no memory failure line:\n" .. gw:log():sub(mark + 1))
         assert(n >= 2, "no request during the load")
         for _ = 1, 4 do assert.equal("A", (assert(gw:request { path = "/" })).body) end
