@@ -70,6 +70,7 @@ typedef struct sg_route {
     size_t nenv;
     bool pathinfo, pass_auth, has_hooks;
     bool allow_encoded_slashes; /* a path with %2F may use this route (else 404) */
+    bool https_only;            /* a request over plain HTTP is redirected to https:// */
     double timeout;             /* backend timeout (route override or global) */
 } sg_route;
 
@@ -85,6 +86,7 @@ typedef struct sg_listen {
     sg_tls_conf *tls;    /* owned: listen[i].tls, NULL for plain HTTP */
     sg_tls_ctx *tls_ctx; /* owned (one reference): built from `tls` with the generation */
     char *tls_warning;   /* owned: a problem worth a warning (a key readable by all), or NULL */
+    bool redirect_https; /* plain listener: every request is redirected to https:// */
 } sg_listen;
 
 typedef struct sg_timeouts {
@@ -115,6 +117,7 @@ typedef struct sg_config {
     char *file; /* owned */
     sg_listen *listen;
     size_t nlisten;
+    int https_port; /* the first TLS listener's port, for redirects to https://; 0 if none */
     int workers;
     sg_timeouts timeouts;
     sg_limits limits;

@@ -467,6 +467,7 @@ static int read_route(lua_State *L, sg_config *cfg, sg_route *r, int idx, sg_lb_
     r->pathinfo = req_bool(L, t, where, "pathinfo", report, &rc);
     r->pass_auth = req_bool(L, t, where, "pass_auth", report, &rc);
     r->allow_encoded_slashes = req_bool(L, t, where, "allow_encoded_slashes", report, &rc);
+    r->https_only = req_bool(L, t, where, "https_only", report, &rc);
     r->timeout = req_number(L, t, where, "timeout", report, &rc);
     if (read_env(L, t, r, where, report) != SG_OK)
         rc = SG_ERR;
@@ -586,6 +587,13 @@ static int read_listen(lua_State *L, int cfgt, sg_config *cfg, sg_buf *report)
         if (lua_type(L, -1) == LUA_TTABLE && read_tls(L, lua_gettop(L), l, what, report) != SG_OK)
             rc = SG_ERR;
         lua_pop(L, 1);
+        lua_getfield(L, t, "redirect_https"); /* only a { addr = } entry can have it */
+        l->redirect_https = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (l->tls && !cfg->https_port && l->addr.ss_family == AF_INET)
+            cfg->https_port = ntohs(((struct sockaddr_in *)&l->addr)->sin_port);
+        else if (l->tls && !cfg->https_port && l->addr.ss_family == AF_INET6)
+            cfg->https_port = ntohs(((struct sockaddr_in6 *)&l->addr)->sin6_port);
         lua_pop(L, 1);
     }
     lua_pop(L, 1);

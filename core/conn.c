@@ -724,11 +724,12 @@ static const sg_exchange_ops exchange_ops = {
 };
 
 sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                     const char *listen_text, sg_tls_ctx *tls)
+                     const char *listen_text, sg_tls_ctx *tls, bool redirect_https)
 {
     SG_UNUSED(peerlen);
     sg_conn *c = sg_xcalloc(1, sizeof *c);
     sg_client *cl = &c->client;
+    cl->redirect_https = redirect_https;
     if (tls) {
         c->flags |= SG_CF_TLS;
         if (sg_tls_accept(&c->tr, fd, tls) != SG_OK) /* its first read fails, and closes */

@@ -15,10 +15,11 @@
 
 /**
  * Takes ownership of the accepted, non-blocking `fd`; with `tls` (the listener's context, a
- * reference taken) the connection is a TLS session, else plain.
+ * reference taken) the connection is a TLS session, else plain; `redirect_https`: its
+ * listener answers every request with a redirect to https://.
  */
 sg_conn *sg_conn_new(sg_conn_host *host, int fd, const struct sockaddr *peer, socklen_t peerlen,
-                     const char *listen_text, sg_tls_ctx *tls);
+                     const char *listen_text, sg_tls_ctx *tls, bool redirect_https);
 void sg_conn_free(sg_conn *c);
 /** Graceful stop: closes the connection now if it is idle between requests. */
 void sg_conn_shutdown(sg_conn *c);

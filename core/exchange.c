@@ -232,6 +232,42 @@ static void status_endpoint(sg_exchange *x)
     sg_buf_free(&body);
 }
 
+/*
+ * The same URL over https:// (README "TLS"): the host the client asked for, the first TLS
+ * listener's port unless it is 443. 301 for GET and HEAD; 308 for other methods, which
+ * keeps the method and body (a 301 would let the client turn a POST into a GET).
+ */
+static void redirect_https(sg_exchange *x)
+{
+    const sg_request *r = &x->req;
+    sg_buf loc;
+    sg_buf_init(&loc);
+    sg_buf_append(&loc, "https://", 8);
+    bool v6;
+    if (r->host && r->host_len) {
+        v6 = memchr(r->host, ':', r->host_len) != NULL;
+        sg_buf_appendf(&loc, "%s%.*s%s", v6 ? "[" : "", (int)r->host_len, r->host, v6 ? "]" : "");
+    } else {
+        v6 = strchr(x->client->server_addr, ':') != NULL;
+        sg_buf_appendf(&loc, "%s%s%s", v6 ? "[" : "", x->client->server_addr, v6 ? "]" : "");
+    }
+    if (x->cfg->https_port && x->cfg->https_port != 443)
+        sg_buf_appendf(&loc, ":%d", x->cfg->https_port);
+    if (r->uri && r->uri[0] == '/') /* origin form; an absolute-form target keeps only the path */
+        sg_buf_append(&loc, r->uri, r->uri_len_view);
+    else
+        sg_buf_appendf(&loc, "%s%s%.*s", r->path, r->query_len ? "?" : "", (int)r->query_len,
+                       r->query);
+    sg_buf_append(&loc, "", 1);
+    int status = r->method_id == HTTP_GET || r->head_only ? 301 : 308;
+    char body[64];
+    int n = snprintf(body, sizeof body, "%d %s\n", status, sg_http_reason(status));
+    if (r->has_body && !x->rb.complete)
+        x->close_after = true; /* the body is not read: the next request cannot be found */
+    reply(x, status, "text/plain", body, (size_t)n, sg_buf_head(&loc));
+    sg_buf_free(&loc);
+}
+
 /* Routes the request (a new one, or one an internal redirect retargeted) and starts it. */
 static void route_request(sg_exchange *x)
 {
@@ -239,6 +275,10 @@ static void route_request(sg_exchange *x)
     sg_hook_ctx_release(&x->hook); /* a retargeted request needs a fresh req table */
     sg_hook_ctx_init(&x->hook, x->cfg, r, x->client);
     x->route = NULL;
+    if (x->client->redirect_https && !x->client->tls) {
+        redirect_https(x);
+        return;
+    }
     if (x->cfg->status_path && strcmp(r->path, x->cfg->status_path) == 0) {
         status_endpoint(x);
         return;
@@ -286,6 +326,12 @@ static void route_request(sg_exchange *x)
         return;
     }
     x->route = route;
+    if (route->https_only && !x->client->tls) {
+        sg_exchange_log(x, SG_LOG_INFO, "route is https_only, redirected to https");
+        redirect_https(x);
+        sg_buf_free(&err);
+        return;
+    }
     int status;
     sg_buf body;
     sg_buf_init(&body);

@@ -66,6 +66,7 @@ typedef struct sg_client {
     char server_addr[64];
     int server_port;
     const sg_tls_info *tls; /* NULL on a plain connection (or before its handshake ended) */
+    bool redirect_https;    /* its listener sends every request to https:// */
 } sg_client;
 
 const sg_req_header *sg_request_header(const sg_request *r, const char *name);

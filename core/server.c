@@ -206,8 +206,9 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
         s->stats.connections_total++;
-        sg_tls_ctx *tls = l->conf < s->cfg->nlisten ? s->cfg->listen[l->conf].tls_ctx : NULL;
-        sg_conn *c = sg_conn_new(&s->host, fd, (struct sockaddr *)&peer, plen, l->text, tls);
+        const sg_listen *ls = l->conf < s->cfg->nlisten ? &s->cfg->listen[l->conf] : NULL;
+        sg_conn *c = sg_conn_new(&s->host, fd, (struct sockaddr *)&peer, plen, l->text,
+                                 ls ? ls->tls_ctx : NULL, ls && ls->redirect_https);
         sg_conn_link(c, &s->conns);
         s->nconns++;
     }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -170,10 +171,10 @@ static int verify_generous(int ok, X509_STORE_CTX *store)
 
 int sg_tls_global_init(void)
 {
-    if (ex_index < 0)
-        ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    /* getrandom, not RAND_bytes: a gateway without TLS listeners never initialises OpenSSL
+     * (its pages would be most of a small process's resident memory) */
     if (!ticket_secret_set) {
-        if (RAND_bytes(ticket_secret, sizeof ticket_secret) != 1)
+        if (getrandom(ticket_secret, sizeof ticket_secret, 0) != (ssize_t)sizeof ticket_secret)
             return SG_ERR;
         ticket_secret_set = true;
     }
@@ -251,6 +252,8 @@ sg_tls_ctx *sg_tls_ctx_new(const sg_tls_conf *conf, char *err, size_t errlen, ch
         snprintf(err, errlen, "cannot make a session ticket key: no random bytes");
         return NULL;
     }
+    if (ex_index < 0) /* contexts are built one at a time (at start, or by the loader) */
+        ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
     if (warn && warnlen)
         warn[0] = '\0';
     ERR_clear_error();

@@ -22,9 +22,9 @@
 typedef struct sg_tls_ctx sg_tls_ctx;
 
 /**
- * Process-wide state, made once at start before any thread or fork: the SNI slot and the
- * session ticket secret every worker and generation shares. SG_OK, or SG_ERR without random
- * bytes. sg_tls_ctx_new calls it too (for programs that do not).
+ * Process-wide state, made once at start before any thread or fork: the session ticket
+ * secret every worker and generation shares. It does not initialise OpenSSL. SG_OK, or
+ * SG_ERR without random bytes. sg_tls_ctx_new calls it too (for programs that do not).
  */
 int sg_tls_global_init(void);
 

@@ -454,9 +454,13 @@ local tls = s.record {
 local listen_record = s.record {
   { addr = s.string { what = ADDRESS_WHAT, convert = parse_listen, required = true } },
   { tls = tls },
+  { redirect_https = s.boolean { default = false } },
   post = function(out, _v, path, cx)
     if out.addr and out.addr.kind == "unix" and out.tls then
       cx:err(s.join(path, "tls"), "TLS on a unix socket is not supported")
+    end
+    if out.tls and out.redirect_https then
+      cx:err(s.join(path, "redirect_https"), "is for a plain listener (this one has tls)")
     end
   end,
 }
@@ -475,6 +479,7 @@ local listen_entry = s.custom { type = "any", what = ADDRESS_WHAT .. ' or { addr
       return nil
     end
     r.addr.tls = r.tls
+    r.addr.redirect_https = r.redirect_https or nil
     return r.addr
   end,
 }
@@ -735,6 +740,7 @@ local route = s.record {
   { timeout = s.number { gt = 0 } },
   { pass_auth = s.boolean { default = true } },
   { allow_encoded_slashes = s.boolean { default = false } },
+  { https_only = s.boolean { default = false } },
   { access = s.func {} },
   post = function(out, v, path, cx)
     if v.path == nil and v.match == nil then

@@ -169,8 +169,54 @@ static void test_env_entries(void)
     fx_free(&f);
 }
 
+static void test_tls_vars(void)
+{
+    fixture f;
+    fx_init(&f, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "/", "/");
+    sg_tls_info t = { .protocol = "TLSv1.3", .client_verify_asked = true };
+    snprintf(t.cipher, sizeof t.cipher, "TLS_AES_128_GCM_SHA256");
+    snprintf(t.sni, sizeof t.sni, "a.example");
+    snprintf(t.verify, sizeof t.verify, "SUCCESS");
+    snprintf(t.serial, sizeof t.serial, "1234");
+    t.s_dn = (char *)"CN=alice";
+    t.i_dn = (char *)"CN=ca";
+    t.cert_pem = (char *)"-----BEGIN CERTIFICATE-----\n";
+    f.cl.tls = &t;
+    CHECK_INT(build(&f, NULL), SG_OK);
+    CHECK_VAR(&f, "HTTPS", "on");
+    CHECK_VAR(&f, "REQUEST_SCHEME", "https");
+    CHECK_VAR(&f, "SSL_PROTOCOL", "TLSv1.3");
+    CHECK_VAR(&f, "SSL_CIPHER", "TLS_AES_128_GCM_SHA256");
+    CHECK_VAR(&f, "SSL_TLS_SNI", "a.example");
+    CHECK_VAR(&f, "SSL_CLIENT_VERIFY", "SUCCESS");
+    CHECK_VAR(&f, "SSL_CLIENT_S_DN", "CN=alice");
+    CHECK_VAR(&f, "SSL_CLIENT_I_DN", "CN=ca");
+    CHECK_VAR(&f, "SSL_CLIENT_M_SERIAL", "1234");
+    CHECK_VAR(&f, "SSL_CLIENT_CERT", "-----BEGIN CERTIFICATE-----\n");
+    fx_free(&f);
+    /* no SNI, no client certificates asked for: those variables are absent */
+    fx_init(&f, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "/", "/");
+    sg_tls_info u = { .protocol = "TLSv1.2" };
+    snprintf(u.verify, sizeof u.verify, "NONE");
+    f.cl.tls = &u;
+    CHECK_INT(build(&f, NULL), SG_OK);
+    CHECK_VAR(&f, "HTTPS", "on");
+    CHECK_ABSENT(&f, "SSL_TLS_SNI");
+    CHECK_ABSENT(&f, "SSL_CLIENT_VERIFY");
+    CHECK_ABSENT(&f, "SSL_CLIENT_S_DN");
+    fx_free(&f);
+    /* and a plain connection has neither HTTPS nor SSL_* */
+    fx_init(&f, "GET / HTTP/1.1\r\nHost: h\r\n\r\n", "/", "/");
+    CHECK_INT(build(&f, NULL), SG_OK);
+    CHECK_VAR(&f, "REQUEST_SCHEME", "http");
+    CHECK_ABSENT(&f, "HTTPS");
+    CHECK_ABSENT(&f, "SSL_PROTOCOL");
+    fx_free(&f);
+}
+
 int main(void)
 {
+    RUN(test_tls_vars);
     RUN(test_cgi_set);
     RUN(test_pathinfo_and_redirect);
     RUN(test_headers_dropped);

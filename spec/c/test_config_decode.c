@@ -71,6 +71,7 @@ static void test_required(void)
           "  config decode: routes[2].sendfile: string or false expected, got boolean\n" },
         { "cfg.routes[1].allow_encoded_slashes = nil",
           "  config decode: routes[1].allow_encoded_slashes missing\n" },
+        { "cfg.routes[1].https_only = nil", "  config decode: routes[1].https_only missing\n" },
         { "cfg.routes[1].pathinfo = nil", "  config decode: routes[1].pathinfo missing\n" },
         { "cfg.routes[2].env = nil", "  config decode: routes[2].env missing\n" },
         { "cfg.routes[2].env[1].name = nil", "  config decode: routes[2].env[1].name missing\n" },

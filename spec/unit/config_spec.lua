@@ -86,7 +86,7 @@ describe("scgilua.config", function()
         pass = { kind = "tcp", host = "127.0.0.1", port = 4000, url_path = "/",
                  text = "scgi://127.0.0.1:4000/" },
         internal_redirect = "Location", sendfile = false, env = {}, pathinfo = false,
-        pass_auth = true, allow_encoded_slashes = false, timeout = 60,
+        pass_auth = true, allow_encoded_slashes = false, https_only = false, timeout = 60,
       }, cfg.routes[1])
     end)
 

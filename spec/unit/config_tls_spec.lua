@@ -66,6 +66,17 @@ describe("scgilua.config TLS listeners", function()
       .. '"[::1]:8080", "*:8080", "8080" or "unix:/path" or { addr = , tls = }, got 5 (number)')
   end)
 
+  it("takes redirect_https on a plain entry only, and https_only on a route", function()
+    local cfg = ok { { addr = "127.0.0.1:8080", redirect_https = true }, "127.0.0.1:8081" }
+    assert.is_true(cfg.listen[1].redirect_https)
+    assert.is_nil(cfg.listen[2].redirect_https)
+    fails({ { addr = "127.0.0.1:8443", tls = { certs = CERT }, redirect_https = true } },
+      "listen[1].redirect_https: is for a plain listener (this one has tls)")
+    local c2 = assert(config.validate {
+      routes = { { path = "/", pass = "scgi://127.0.0.1:4000/", https_only = true } } })
+    assert.is_true(c2.routes[1].https_only)
+  end)
+
   it("still finds a duplicate address across plain and TLS entries", function()
     fails({ "127.0.0.1:8443", { addr = "127.0.0.1:8443", tls = { certs = CERT } } },
       'listen[2]: duplicate address "127.0.0.1:8443" (same as listen[1])')
