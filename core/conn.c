@@ -551,6 +551,14 @@ static void tls_up(sg_conn *c)
 {
     sg_tls_get_info(&c->tr, &c->tls_info);
     c->client.tls = &c->tls_info;
+    bool first;
+    bool ktls = sg_tls_settle(&c->tr, &first);
+    c->x.resp.can_splice = (sg_transport_caps(&c->tr) & SG_TRANSPORT_SPLICE) != 0;
+    if (first)
+        sg_log_info(0, "TLS on %s: %s", c->listen_text,
+                    ktls ? "kernel TLS, files and large bodies go out by sendfile and splice"
+                         : "no kernel TLS (it needs a kernel with CONFIG_TLS), files and large "
+                           "bodies are encrypted by SSL_write from a buffer");
     sg_log_debug(0, "%s: %s %s%s%s", c->client.peer, c->tls_info.protocol, c->tls_info.cipher,
                  c->tls_info.sni[0] ? ", SNI " : "", c->tls_info.sni);
 }

@@ -36,8 +36,9 @@ struct sg_tls_ctx {
     size_t n;
     bool export_client_cert;
     enum sg_tls_verify verify;
-    int refs; /* the config generation's and one per session: a handshake may outlive the
-                 generation that accepted it (its SNI callback still needs the list) */
+    bool path_said; /* sg_tls_settle reported which path the first session took */
+    int refs;       /* the config generation's and one per session: a handshake may outlive the
+                       generation that accepted it (its SNI callback still needs the list) */
 };
 
 typedef struct sg_tls_session {
@@ -195,6 +196,11 @@ static SSL_CTX *ctx_one(const sg_tls_conf *conf, size_t i, char *err, size_t err
     /* a client closing without close_notify is an ordinary end for a server's reads */
     SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
                                SSL_OP_IGNORE_UNEXPECTED_EOF);
+#ifdef SSL_OP_ENABLE_KTLS
+    /* kernel TLS where the kernel has it (CONFIG_TLS): OpenSSL hands the keys over after the
+     * handshake and sendfile/splice work on the socket again (sg_tls_settle) */
+    SSL_CTX_set_options(c, SSL_OP_ENABLE_KTLS);
+#endif
     /* the response writer retries a short write from the head of a buffer that may have
      * moved or grown; idle connections give their record buffers back */
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
@@ -447,6 +453,20 @@ const char *sg_tls_failure(const sg_transport *t, bool *plain_http)
 bool sg_tls_read_wants_write(const sg_transport *t)
 {
     return sg_tls_is(t) && sess(t) && sess(t)->read_wants_write;
+}
+
+bool sg_tls_settle(sg_transport *t, bool *first)
+{
+    sg_tls_session *s = sess(t);
+    bool ktls = false;
+#ifndef OPENSSL_NO_KTLS
+    ktls = BIO_get_ktls_send(SSL_get_wbio(s->ssl)) != 0;
+#endif
+    if (ktls) /* the fd carries plain bytes that the kernel encrypts */
+        t->caps = SG_TRANSPORT_SENDFILE | SG_TRANSPORT_SPLICE;
+    *first = !s->owner->path_said;
+    s->owner->path_said = true;
+    return ktls;
 }
 
 static char *name_text(X509_NAME *name)

@@ -80,6 +80,12 @@ const char *sg_tls_failure(const sg_transport *t, bool *plain_http);
 /** Whether the last read of `t` is waiting for the socket to become writable. */
 bool sg_tls_read_wants_write(const sg_transport *t);
 
+/**
+ * After the handshake: whether kernel TLS took over the sending side (then `t` offers
+ * sendfile and splice); *first is true for the first session of its context, so the
+ * caller can say once which path is in use.
+ */
+bool sg_tls_settle(sg_transport *t, bool *first);
 /** Fills `info` from an established session (strings copied: it outlives nothing). */
 void sg_tls_get_info(const sg_transport *t, sg_tls_info *info);
 /** Releases what sg_tls_get_info allocated (the client certificate's PEM). */
