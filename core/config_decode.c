@@ -501,6 +501,7 @@ static int read_tls(lua_State *L, int t, sg_listen *l, const char *what, sg_buf 
             snprintf(one, sizeof one, "%s[%zu]", certs, k + 1);
             c->certs[k].cert = req_string(L, -1, one, "cert", report, &rc);
             c->certs[k].key = req_string(L, -1, one, "key", report, &rc);
+            c->certs[k].ocsp = opt_string(L, -1, "ocsp");
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
@@ -539,6 +540,7 @@ static void free_tls(sg_listen *l)
         for (size_t k = 0; k < l->tls->ncerts; k++) {
             free(l->tls->certs[k].cert);
             free(l->tls->certs[k].key);
+            free(l->tls->certs[k].ocsp);
         }
         free(l->tls->certs);
         free(l->tls->ciphers);

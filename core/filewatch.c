@@ -39,6 +39,7 @@ void sg_filewatch_set(sg_filewatch *w, const sg_config *cfg)
         for (size_t k = 0; k < t->ncerts; k++) {
             add(w, t->certs[k].cert, &cap);
             add(w, t->certs[k].key, &cap);
+            add(w, t->certs[k].ocsp, &cap);
         }
         add(w, t->client_ca, &cap);
     }

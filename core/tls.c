@@ -30,9 +30,15 @@
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"       \
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
 
+typedef struct sg_tls_staple {
+    unsigned char *der; /* owned: the OCSP response, sent as read (the CA signed it) */
+    size_t len;
+} sg_tls_staple;
+
 struct sg_tls_ctx {
-    SSL_CTX **ctx; /* owned, one per certificate; ctx[0] answers when SNI matches none */
-    X509 **leaf;   /* borrowed from ctx[i]: its certificate, for the SNI match */
+    SSL_CTX **ctx;         /* owned, one per certificate; ctx[0] answers when SNI matches none */
+    X509 **leaf;           /* borrowed from ctx[i]: its certificate, for the SNI match */
+    sg_tls_staple *staple; /* per certificate; len 0: nothing to staple */
     size_t n;
     bool export_client_cert;
     enum sg_tls_verify verify;
@@ -182,6 +188,48 @@ int sg_tls_global_init(void)
     return SG_OK;
 }
 
+/* OCSP stapling: a client that asks gets the response file read with the configuration
+ * (renewing it, like a certificate, reloads). OpenSSL frees what it is given: a copy. */
+static int staple_cb(SSL *ssl, void *arg)
+{
+    const sg_tls_staple *st = arg;
+    if (!st || st->len == 0)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *copy = OPENSSL_malloc(st->len);
+    if (!copy)
+        return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, st->der, st->len);
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)st->len);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int read_staple(const char *path, sg_tls_staple *st, size_t i, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "certs[%zu].ocsp: %s: %s", i + 1, path, strerror(errno));
+        return SG_ERR;
+    }
+    sg_buf b;
+    sg_buf_init(&b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < 1024 * 1024)
+        sg_buf_append(&b, chunk, n);
+    fclose(f);
+    /* a DER OCSPResponse is one SEQUENCE: refuse what clearly is not one (a PEM file) */
+    if (b.len < 2 || (unsigned char)sg_buf_head(&b)[0] != 0x30) {
+        snprintf(err, errlen, "certs[%zu].ocsp: %s: not a DER OCSP response", i + 1, path);
+        sg_buf_free(&b);
+        return SG_ERR;
+    }
+    st->der = sg_xmalloc(b.len);
+    memcpy(st->der, sg_buf_head(&b), b.len);
+    st->len = b.len;
+    sg_buf_free(&b);
+    return SG_OK;
+}
+
 static SSL_CTX *ctx_one(const sg_tls_conf *conf, size_t i, char *err, size_t errlen)
 {
     char reason[256];
@@ -266,6 +314,7 @@ sg_tls_ctx *sg_tls_ctx_new(const sg_tls_conf *conf, char *err, size_t errlen, ch
     sg_tls_ctx *tc = sg_xcalloc(1, sizeof *tc);
     tc->ctx = sg_xcalloc(conf->ncerts, sizeof *tc->ctx);
     tc->leaf = sg_xcalloc(conf->ncerts, sizeof *tc->leaf);
+    tc->staple = sg_xcalloc(conf->ncerts, sizeof *tc->staple);
     tc->export_client_cert = conf->export_client_cert;
     tc->verify = conf->verify_client;
     tc->refs = 1;
@@ -277,6 +326,14 @@ sg_tls_ctx *sg_tls_ctx_new(const sg_tls_conf *conf, char *err, size_t errlen, ch
         }
         tc->n = i + 1;
         tc->leaf[i] = SSL_CTX_get0_certificate(tc->ctx[i]);
+        if (conf->certs[i].ocsp) {
+            if (read_staple(conf->certs[i].ocsp, &tc->staple[i], i, err, errlen) != SG_OK) {
+                sg_tls_ctx_free(tc);
+                return NULL;
+            }
+            SSL_CTX_set_tlsext_status_cb(tc->ctx[i], staple_cb);
+            SSL_CTX_set_tlsext_status_arg(tc->ctx[i], &tc->staple[i]);
+        }
         struct stat st;
         if (warn && stat(conf->certs[i].key, &st) == 0 && (st.st_mode & S_IROTH) && !warn[0])
             snprintf(warn, warnlen, "certs[%zu].key: %s is readable by every user", i + 1,
@@ -292,8 +349,11 @@ void sg_tls_ctx_free(sg_tls_ctx *tc)
         return;
     for (size_t i = 0; i < tc->n; i++)
         SSL_CTX_free(tc->ctx[i]); /* sessions still open hold their own reference */
+    for (size_t i = 0; tc->staple && i < tc->n; i++)
+        free(tc->staple[i].der);
     free(tc->ctx);
     free(tc->leaf);
+    free(tc->staple);
     free(tc);
 }
 

@@ -37,6 +37,7 @@ enum sg_tls_verify {
 typedef struct sg_tls_cert_conf {
     char *cert; /* owned: PEM certificate, the chain after it */
     char *key;  /* owned: PEM private key */
+    char *ocsp; /* owned: DER OCSP response to staple, or NULL */
 } sg_tls_cert_conf;
 
 /* One TLS listener's settings, as decoded from listen[i].tls. */

@@ -432,6 +432,7 @@ local listen_addr = s.string { what = ADDRESS_WHAT, convert = parse_listen }
 local tls_cert = s.record {
   { cert = s.string { match = ".", what = "a PEM certificate file path", required = true } },
   { key = s.string { match = ".", what = "a PEM private key file path", required = true } },
+  { ocsp = s.string { match = ".", what = "a DER OCSP response file path" } },
 }
 
 local tls = s.record {

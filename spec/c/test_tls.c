@@ -108,8 +108,8 @@ static sg_tls_cert_conf certs_ab[2];
 
 static sg_tls_conf conf_ab(void)
 {
-    certs_ab[0] = (sg_tls_cert_conf){ path_of("a.pem"), path_of("a.key") };
-    certs_ab[1] = (sg_tls_cert_conf){ path_of("b.pem"), path_of("b.key") };
+    certs_ab[0] = (sg_tls_cert_conf){ path_of("a.pem"), path_of("a.key"), NULL };
+    certs_ab[1] = (sg_tls_cert_conf){ path_of("b.pem"), path_of("b.key"), NULL };
     return (sg_tls_conf){ .certs = certs_ab, .ncerts = 2 };
 }
 
@@ -201,20 +201,20 @@ static void test_load_errors(void)
     CHECK(strstr(warn, "certs[2].key") && strstr(warn, "readable by every user"), "warn: %s", warn);
     sg_tls_ctx_free(tc);
 
-    sg_tls_cert_conf bad[1] = { { path_of("a.pem"), path_of("c.key") } };
+    sg_tls_cert_conf bad[1] = { { path_of("a.pem"), path_of("c.key"), NULL } };
     c = (sg_tls_conf){ .certs = bad, .ncerts = 1 };
     CHECK(sg_tls_ctx_new(&c, err, sizeof err, NULL, 0) == NULL, "mismatched key accepted");
     CHECK(strstr(err, "certs[1].key") && strstr(err, "c.key"), "%s", err);
 
-    bad[0] = (sg_tls_cert_conf){ path_of("missing.pem"), path_of("a.key") };
+    bad[0] = (sg_tls_cert_conf){ path_of("missing.pem"), path_of("a.key"), NULL };
     CHECK(sg_tls_ctx_new(&c, err, sizeof err, NULL, 0) == NULL, "missing cert accepted");
     CHECK(strstr(err, "certs[1].cert") && strstr(err, "missing.pem"), "%s", err);
 
-    bad[0] = (sg_tls_cert_conf){ path_of("garbage.pem"), path_of("a.key") };
+    bad[0] = (sg_tls_cert_conf){ path_of("garbage.pem"), path_of("a.key"), NULL };
     CHECK(sg_tls_ctx_new(&c, err, sizeof err, NULL, 0) == NULL, "empty cert accepted");
     CHECK(strstr(err, "certs[1].cert"), "%s", err);
 
-    bad[0] = (sg_tls_cert_conf){ path_of("a.pem"), path_of("a.key") };
+    bad[0] = (sg_tls_cert_conf){ path_of("a.pem"), path_of("a.key"), NULL };
     c.ciphers = (char *)"NOT-A-CIPHER";
     CHECK(sg_tls_ctx_new(&c, err, sizeof err, NULL, 0) == NULL, "bad cipher list accepted");
     CHECK(strstr(err, "ciphers") != NULL, "%s", err);
@@ -344,7 +344,7 @@ static void test_tls13_floor_and_plain_http(void)
 static void test_client_certs(void)
 {
     char err[512];
-    sg_tls_cert_conf one[1] = { { path_of("a.pem"), path_of("a.key") } };
+    sg_tls_cert_conf one[1] = { { path_of("a.pem"), path_of("a.key"), NULL } };
     static const struct {
         enum sg_tls_verify mode;
         bool export_pem, send_cert, connects;
@@ -432,6 +432,47 @@ static void test_resumption(void)
     sg_tls_ctx_free(second);
 }
 
+/* OCSP stapling: a client asking for status gets the configured bytes, for the SNI-chosen
+ * certificate; a file that is not DER is refused at load. */
+static void test_ocsp_staple(void)
+{
+    static const unsigned char der[] = { 0x30, 0x03, 0x0a, 0x01, 0x06 };
+    FILE *f = fopen(path_of("ocsp.der"), "wb");
+    fwrite(der, 1, sizeof der, f);
+    fclose(f);
+    f = fopen(path_of("ocsp.pem"), "w");
+    fputs("-----BEGIN OCSP RESPONSE-----\n", f);
+    fclose(f);
+    char err[512];
+    sg_tls_cert_conf certs[2] = { { path_of("a.pem"), path_of("a.key"), NULL },
+                                  { path_of("b.pem"), path_of("b.key"), path_of("ocsp.der") } };
+    sg_tls_conf c = { .certs = certs, .ncerts = 2 };
+    sg_tls_ctx *tc = sg_tls_ctx_new(&c, err, sizeof err, NULL, 0);
+    CHECK(tc != NULL, "%s", err);
+    for (int with = 0; with < 2; with++) {
+        pair p;
+        int ok;
+        pair_open(&p, tc, with ? "x.b.example" : "a.example", false, 0);
+        SSL_set_tlsext_status_type(p.cli, TLSEXT_STATUSTYPE_ocsp);
+        pair_handshake(&p, &ok);
+        const unsigned char *resp = NULL;
+        long len = SSL_get_tlsext_status_ocsp_resp(p.cli, &resp);
+        if (with)
+            CHECK(ok && len == (long)sizeof der && memcmp(resp, der, sizeof der) == 0,
+                  "stapled %ld bytes", len);
+        else
+            CHECK(ok && len <= 0, "a.example has no staple, got %ld bytes", len);
+        pair_close(&p);
+    }
+    sg_tls_ctx_free(tc);
+    certs[1].ocsp = path_of("ocsp.pem");
+    CHECK(sg_tls_ctx_new(&c, err, sizeof err, NULL, 0) == NULL, "a PEM staple accepted");
+    CHECK(strstr(err, "certs[2].ocsp") && strstr(err, "not a DER"), "%s", err);
+    certs[1].ocsp = path_of("missing.der");
+    CHECK(sg_tls_ctx_new(&c, err, sizeof err, NULL, 0) == NULL, "a missing staple accepted");
+    CHECK(strstr(err, "certs[2].ocsp") && strstr(err, "missing.der"), "%s", err);
+}
+
 static void cleanup(void)
 {
     char cmd[300];
@@ -453,6 +494,7 @@ int main(void)
     RUN(test_tls13_floor_and_plain_http);
     test_client_certs();
     RUN(test_resumption);
+    RUN(test_ocsp_staple);
     cleanup();
     return test_report("tls");
 }
