@@ -70,7 +70,7 @@ stop_all() {
     STARTED=()
 }
 trap 'stop_all; rm -rf "$top"' EXIT
-trap 'exit 130' INT TERM HUP
+trap 'exit 130' INT TERM HUP PIPE
 
 # one certificate and data file for the whole run
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
