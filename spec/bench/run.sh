@@ -8,6 +8,8 @@
 # round is visible instead of hidden in a median.
 #   SCENARIOS="hello hello-c1 post64k big1m sendfile100m c1000"  ROUNDS=3  DURATION=10s
 #   PINS="0 1" (0: unpinned, 1: pinned; PIN=1 alone means PINS=1)
+# Then spec/bench/tls.sh (TLS termination beside nginx) for the same PINS, its table after the
+# others; TLS=0 leaves it out.
 set -u
 here=$(cd "$(dirname "$0")/../.." && pwd)
 rig=${BENCH_RIG:-$here/../shared/bench}
@@ -22,7 +24,8 @@ export GATEWAY_CMD="$here/spec/bench/gateway.sh {PORT} {BACKEND_PORT} {DATADIR} 
 log=$(mktemp)
 table=$(mktemp)
 one=$(mktemp)
-trap 'rm -f "$log" "$table" "$one"' EXIT
+tls=$(mktemp)
+trap 'rm -f "$log" "$table" "$one" "$tls"' EXIT
 
 for pin in $PINS; do
 export PIN=$pin
@@ -70,6 +73,11 @@ done
 # the same variants in user-space instructions per request: repeatable where req/s is not
 VARIANTS="plain $VARIANTS" "$here/spec/bench/instructions.sh" 2000 | tee -a "$log"
 
+# TLS termination beside nginx: its own rounds, its own table
+if [ "${TLS:-1}" != 0 ]; then
+    PINS="$PINS" ROUNDS="$ROUNDS" TLS_TABLE="$tls" bash "$here/spec/bench/tls.sh" | grep -v '^|\|^TLS: '
+fi
+
 {
     echo "| scenario | peer | pinned | scgi-lua / peer req/s (median) | min-max | scgi-lua p50 / p99 ms | peer p50 / p99 ms | p99 ms per round, scgi-lua ; peer | scgi-lua RSS kB | peer RSS kB |"
     echo "|---|---|---|---:|---:|---:|---:|---|---:|---:|"
@@ -100,6 +108,10 @@ VARIANTS="plain $VARIANTS" "$here/spec/bench/instructions.sh" 2000 | tee -a "$lo
                         med = sprintf("%.3f", (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
                     }
                     printf "| %s | %s | %s |\n", v, med, (v in ins) ? ins[v] : "-" } }' | sort
+    fi
+    if [ -s "$tls" ]; then
+        echo
+        cat "$tls"
     fi
     echo
     echo "Measured $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) CPUs ($(uname -r)), ROUNDS=$ROUNDS, DURATION=${DURATION:-10s}, one worker each, pinned rows with PIN=1 (gateway on CPU 1, wrk and backend on CPU 0), ../shared/bench rig."
