@@ -57,13 +57,15 @@ struct sg_conn {
     sg_http http;            /* the parser, restarted per head */
     sg_buf in;               /* owned: client bytes not parsed yet */
     unsigned requests;
-    ev_tstamp t_head;     /* client_header origin: the head's first byte (accept for the first) */
-    ev_tstamp t_idle;     /* keep-alive origin: the end of the previous request */
-    ev_tstamp t_read;     /* last client read progress */
-    ev_tstamp t_write;    /* last client write progress */
-    ev_tstamp t_accept;   /* timeouts.tls_handshake origin */
-    sg_exchange x;        /* the request being answered (one at a time) */
-    sg_tls_info tls_info; /* owned: what the TLS handshake negotiated (client.tls) */
+    ev_tstamp t_head;   /* client_header origin: the head's first byte (accept for the first) */
+    ev_tstamp t_idle;   /* keep-alive origin: the end of the previous request */
+    ev_tstamp t_read;   /* last client read progress */
+    ev_tstamp t_write;  /* last client write progress */
+    ev_tstamp t_accept; /* timeouts.tls_handshake origin */
+    sg_exchange x;      /* the request being answered (one at a time) */
+    /* owned: what the TLS handshake negotiated (client.tls), made when it ends: 10,000 idle
+     * or plain connections should not each carry its half kilobyte */
+    sg_tls_info *tls_info;
 };
 
 static void conn_run(sg_conn *c);
@@ -549,8 +551,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 /* The handshake is over: what it negotiated becomes the client's (variables, req.tls). */
 static void tls_up(sg_conn *c)
 {
-    sg_tls_get_info(&c->tr, &c->tls_info);
-    c->client.tls = &c->tls_info;
+    c->tls_info = sg_xmalloc(sizeof *c->tls_info);
+    sg_tls_get_info(&c->tr, c->tls_info);
+    c->client.tls = c->tls_info;
     bool first;
     bool ktls = sg_tls_settle(&c->tr, &first);
     c->x.resp.can_splice = (sg_transport_caps(&c->tr) & SG_TRANSPORT_SPLICE) != 0;
@@ -559,8 +562,8 @@ static void tls_up(sg_conn *c)
                     ktls ? "kernel TLS, files and large bodies go out by sendfile and splice"
                          : "no kernel TLS (it needs a kernel with CONFIG_TLS), files and large "
                            "bodies are encrypted by SSL_write from a buffer");
-    sg_log_debug(0, "%s: %s %s%s%s", c->client.peer, c->tls_info.protocol, c->tls_info.cipher,
-                 c->tls_info.sni[0] ? ", SNI " : "", c->tls_info.sni);
+    sg_log_debug(0, "%s: %s %s%s%s", c->client.peer, c->tls_info->protocol, c->tls_info->cipher,
+                 c->tls_info->sni[0] ? ", SNI " : "", c->tls_info->sni);
 }
 
 /*
@@ -805,7 +808,10 @@ void sg_conn_free(sg_conn *c)
         return;
     sg_buf_free(&c->in);
     sg_exchange_free(&c->x);
-    sg_tls_info_free(&c->tls_info);
+    if (c->tls_info) {
+        sg_tls_info_free(c->tls_info);
+        free(c->tls_info);
+    }
     free(c);
 }
 
