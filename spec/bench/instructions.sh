@@ -20,7 +20,7 @@ bpid=$!
 trap 'kill $bpid 2>/dev/null; rm -rf "$tmp"' EXIT
 for v in ${VARIANTS:-plain lua-match balancer lua-balancer}; do
     port=$(pick_port)
-    GW_VARIANT=$v GW_PREFIX="valgrind --tool=callgrind ${CG_OPTS:-} --callgrind-out-file=$tmp/cg.$v.%p" \
+    GW_VARIANT=$v GW_WRAP="valgrind --tool=callgrind ${CG_OPTS:-} --callgrind-out-file=$tmp/cg.$v.%p" \
         "$here/spec/bench/gateway.sh" "$port" "$bport" "$tmp" "$tmp" 1 >"$tmp/gw.$v.log" 2>&1 &
     gpid=$!
     i=0
