@@ -39,7 +39,7 @@ sources() {
 }
 libs() {
     case $1 in
-    fuzz_conn) echo -Wl,-E -lev -lhttp_parser -lluajit-5.1 -lm ;; # -E: the FFI finds sg_ffi_*
+    fuzz_conn) echo -Wl,-E -lev -lhttp_parser -lssl -lcrypto -lluajit-5.1 -lm ;; # -E: the FFI finds sg_ffi_*
     *) echo -lhttp_parser ;;
     esac
 }
