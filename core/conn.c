@@ -475,7 +475,9 @@ static void conn_watch(sg_conn *c)
     if (want_read && sg_transport_pending(&c->tr)) /* TLS: bytes the fd will not signal */
         ev_feed_event(loop, &c->rio, EV_READ);
     /* TLS: a read may wait for the socket to become writable (its handshake's output) */
-    set_io(loop, &c->wio, to_client(c) || (want_read && sg_tls_read_wants_write(&c->tr)));
+    set_io(loop, &c->wio,
+           to_client(c) ||
+               (want_read && (c->flags & SG_CF_TLS) && sg_tls_read_wants_write(&c->tr)));
     enum sg_conn_timer what;
     ev_tstamp d = conn_deadline(c, &what);
     if (d > 0) {
@@ -573,10 +575,12 @@ static void tls_up(sg_conn *c)
  */
 static void plain_http_answer(sg_conn *c)
 {
+#define PLAIN_BODY "The plain HTTP request was sent to HTTPS port\n"
+    _Static_assert(sizeof PLAIN_BODY - 1 == 46, "the Content-Length below");
     static const char msg[] = "HTTP/1.1 400 Bad Request\r\nServer: " SG_SOFTWARE
                               "\r\nContent-Type: text/plain\r\nContent-Length: 46\r\n"
-                              "Connection: close\r\n\r\n"
-                              "The plain HTTP request was sent to HTTPS port\n";
+                              "Connection: close\r\n\r\n" PLAIN_BODY;
+#undef PLAIN_BODY
     int fd = sg_transport_fd(&c->tr);
     char sink[4096];
     for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
@@ -695,7 +699,7 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
 {
     sg_conn *c = SG_CONTAINER_OF(w, sg_conn, wio);
     SG_UNUSED(revents);
-    if (sg_tls_read_wants_write(&c->tr))
+    if ((c->flags & SG_CF_TLS) && sg_tls_read_wants_write(&c->tr))
         ev_feed_event(loop, &c->rio, EV_READ);
     if (!conn_flush(c))
         return;
